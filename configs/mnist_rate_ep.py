@@ -1,0 +1,39 @@
+r"""Rate-based EP on MNIST, 784-512-10: the reference configuration of the EP literature.
+
+Command (full run, 10 epochs):
+
+  python -m launch.train --config configs/mnist_rate_ep.py --workdir /tmp/rate_ep
+
+Reference: a PyTorch EP implementation with exactly this configuration reaches 95.9 % test
+accuracy after 1 epoch and 98.16 % after 10, at about 830 training samples/s on a 2-core CPU.
+Expected here: >= 98.0 % after 10 epochs; see results/mnist_rate_ep.json for the measured curve,
+wall time and samples/s.
+
+Quick variant (seconds; tests and CI): ``--config configs/mnist_rate_ep.py:quick``.
+"""
+
+from eqspike_jax import config_lib
+
+
+def get_config(variant: str = ""):
+  config = config_lib.base_config()
+  config.name = "mnist_rate_ep"
+  config.model = "rate_ep"
+  config.layer_sizes = (784, 512, 10)
+  config.activation = "sigmoid4"
+  config.t_free = 30
+  config.t_nudge = 10
+  config.beta = 0.1
+  config.nudging = "one_sided"
+  config.optimizer = "adam"
+  config.learning_rates = (5e-4, 5e-4)
+  config.batch_size = 50
+  config.num_epochs = 10
+  if variant == "quick":
+    config.train_subset = 2000
+    config.eval_subset = 1000
+    config.num_epochs = 2
+    config.steps_per_call = 20
+  elif variant:
+    raise ValueError(f"unknown variant {variant!r}; known: 'quick'.")
+  return config

@@ -1,0 +1,342 @@
+"""Training and evaluation loop shared by every model: ``train_and_evaluate(config, workdir)``.
+
+One jit call runs ``config.steps_per_call`` training steps in a ``lax.scan`` over index batches
+into the device-resident training set, so Python and host-device copies cost nothing per step.
+The order of every epoch is a pure function of ``(seed, epoch)`` and each step's random key is
+``fold_in(key, step)``: a run restored from a checkpoint at any step continues exactly as the
+uninterrupted run would have.
+"""
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from absl import logging
+import chex
+import flax
+from flax.metrics import tensorboard
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+
+from eqspike_jax import config_lib
+from eqspike_jax import data as data_lib
+from eqspike_jax import optim
+from eqspike_jax import rate_ep
+
+# ================================================================================================
+# State and algorithm.
+# ================================================================================================
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: chex.Array       # Global training step: batches seen so far (int32 scalar).
+  params: Any            # The network (a tuple of network.Layer).
+  opt_state: Any         # The optax state.
+
+
+def make_algorithm(config: ml_collections.ConfigDict
+                   ) -> Tuple[rate_ep.Algorithm, optax.GradientTransformation]:
+  optimizer = optim.make_optimizer(config.optimizer, config.learning_rates, config.momentum)
+  if config.model == "rate_ep":
+    return rate_ep.make_algorithm(config, optimizer), optimizer
+  if config.model == "eqspike":
+    from eqspike_jax import eqspike  # pylint: disable=g-import-not-at-top
+    return eqspike.make_algorithm(config, optimizer), optimizer
+  raise ValueError(f"config.model = {config.model!r}: must be one of {config_lib.MODELS}.")
+
+
+def init_state(config, algorithm, optimizer) -> TrainState:
+  params = algorithm.init_params(jax.random.fold_in(jax.random.PRNGKey(config.seed), 0))
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    opt_state=optimizer.init(params))
+
+
+def step_key(seed: int) -> chex.PRNGKey:
+  """Root of the per-step keys; stream 1 (stream 0 initialises the parameters)."""
+  return jax.random.fold_in(jax.random.PRNGKey(seed), 1)
+
+
+# ================================================================================================
+# Jitted work: a chunk of training steps, and the evaluation of a whole split.
+# ================================================================================================
+
+
+def make_train_chunk(algorithm, num_classes: int) -> Callable:
+  """``(state, images, labels, idx [K, B], key) -> (state, metrics [K])``, one scan over K steps."""
+
+  def train_chunk(state, images, labels, idx, key):
+    chex.assert_rank(idx, 2)
+
+    def body(state, idx_t):
+      x = images[idx_t]
+      y = jax.nn.one_hot(labels[idx_t], num_classes, dtype=x.dtype)
+      params, opt_state, metrics = algorithm.update(
+          state.params, state.opt_state, x, y, jax.random.fold_in(key, state.step))
+      return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+    return jax.lax.scan(body, state, idx)
+
+  return jax.jit(train_chunk, donate_argnums=0)
+
+
+def make_evaluate(algorithm, num_classes: int) -> Callable:
+  """``(params, images [N_b, B, D], labels [N_b, B], mask [N_b, B], key) -> sums``."""
+
+  def evaluate(params, images, labels, mask, key):
+    def body(totals, batch):
+      x, label, m, i = batch
+      out = algorithm.predict(params, x, jax.random.fold_in(key, i))
+      y = jax.nn.one_hot(label, num_classes, dtype=out.dtype)
+      correct = jnp.sum(m * (jnp.argmax(out, -1) == label))
+      loss = jnp.sum(m * 0.5 * jnp.sum(jnp.square(out - y), -1))
+      return (totals[0] + correct, totals[1] + loss), None
+
+    steps = jnp.arange(images.shape[0])
+    (correct, loss), _ = jax.lax.scan(body, (0.0, 0.0), (images, labels, mask, steps))
+    return {"correct": correct, "loss_sum": loss}
+
+  return jax.jit(evaluate)
+
+
+def eval_batches(split: data_lib.Split, batch_size: int):
+  """Pads a split to whole batches; the mask zeroes the padding out of every sum."""
+  n = len(split.labels)
+  num_batches = -(-n // batch_size)
+  pad = num_batches * batch_size - n
+  images = np.concatenate([split.images, np.zeros((pad,) + split.images.shape[1:], np.float32)])
+  labels = np.concatenate([split.labels, np.zeros((pad,), np.int32)])
+  mask = np.concatenate([np.ones((n,), np.float32), np.zeros((pad,), np.float32)])
+  shape = (num_batches, batch_size)
+  return (images.reshape(shape + images.shape[1:]), labels.reshape(shape), mask.reshape(shape))
+
+
+def evaluate_split(evaluate, params, batches, key) -> Dict[str, float]:
+  images, labels, mask = batches
+  sums = jax.device_get(evaluate(params, images, labels, mask, key))
+  n = float(mask.sum())
+  return {"accuracy": float(sums["correct"]) / n, "loss": float(sums["loss_sum"]) / n}
+
+
+# ================================================================================================
+# Health checks, provenance, checkpoints.
+# ================================================================================================
+
+
+def check_finite(metrics: Dict[str, np.ndarray], first_step: int) -> None:
+  """Raises on the first non-finite per-step metric, naming the step and the metric."""
+  for k in range(len(next(iter(metrics.values())))):
+    for name in sorted(metrics):
+      value = metrics[name][k]
+      if not np.all(np.isfinite(value)):
+        raise FloatingPointError(
+            f"Training diverged: {name} = {value} at step {first_step + k}. Lower the learning "
+            f"rates or beta, or check the initialisation; the last checkpoint precedes this step.")
+
+
+def git_sha() -> str:
+  here = os.path.dirname(os.path.abspath(__file__))
+  try:
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    return sha + ("-dirty" if dirty else "")
+  except (OSError, subprocess.CalledProcessError):
+    return "unknown"
+
+
+# Fields a resumed run may change: they do not alter the steps already taken.
+_RESUMABLE_FIELDS = ("num_epochs", "checkpoint_every_steps", "steps_per_call", "data_dir",
+                     "download", "eval_batch_size")
+
+
+def check_same_run(config, workdir: str) -> None:
+  """Refuses to resume a workdir that was started with a different config."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    old = json.load(f)
+  new = json.loads(config.to_json_best_effort())
+  changed = sorted(k for k in set(old) | set(new)
+                   if k not in _RESUMABLE_FIELDS and old.get(k) != new.get(k))
+  if changed:
+    raise ValueError(
+        f"{workdir} holds a run with a different config (fields {changed} differ: "
+        f"{ {k: (old.get(k), new.get(k)) for k in changed} }). Use a fresh --workdir, or the "
+        f"same config to resume that run.")
+
+
+def _checkpoint_manager(workdir: str) -> ocp.CheckpointManager:
+  options = ocp.CheckpointManagerOptions(max_to_keep=2, create=True,
+                                         enable_async_checkpointing=False)
+  return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"),
+                               options=options)
+
+
+@contextlib.contextmanager
+def _quiet():
+  """Orbax logs a dozen INFO lines per save; keep the training log readable."""
+  verbosity = logging.get_verbosity()
+  logging.set_verbosity(logging.WARNING)
+  try:
+    yield
+  finally:
+    logging.set_verbosity(verbosity)
+
+
+def save_checkpoint(manager, state: TrainState, history: List[dict]) -> None:
+  with _quiet():
+    _save_checkpoint(manager, state, history)
+
+
+def _save_checkpoint(manager, state, history):
+  manager.save(int(state.step), args=ocp.args.Composite(
+      state=ocp.args.StandardSave(state), history=ocp.args.JsonSave(history)))
+  manager.wait_until_finished()
+
+
+def restore_checkpoint(manager, state: TrainState) -> Tuple[TrainState, List[dict]]:
+  step = manager.latest_step()
+  if step is None:
+    return state, []
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+  with _quiet():
+    restored = manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract), history=ocp.args.JsonRestore()))
+  logging.info("Resumed from the checkpoint at step %d.", step)
+  return restored["state"], list(restored["history"] or [])
+
+
+# ================================================================================================
+# The loop.
+# ================================================================================================
+
+
+def _mean_metrics(chunks: List[Dict[str, np.ndarray]]) -> Dict[str, float]:
+  return {k: float(np.mean(np.concatenate([c[k] for c in chunks]))) for k in chunks[0]}
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       command: Optional[str] = None) -> Dict[str, Any]:
+  """Trains ``config`` in ``workdir`` (resuming from its last checkpoint) and returns the summary.
+
+  The summary (also written to ``workdir/summary.json``) holds the config, the command, the git
+  sha, per-epoch metrics and throughput.
+  """
+  config_lib.validate(config)
+  os.makedirs(workdir, exist_ok=True)
+  check_same_run(config, workdir)
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    f.write(config.to_json_best_effort(indent=2))
+  sha = git_sha()
+  logging.info("seed %d, git %s, config:\n%s", config.seed, sha, config)
+
+  # ---------------------------------------------------------------- data
+  train = data_lib.subset(data_lib.load_split(config.dataset, "train", config.data_dir or None,
+                                              config.download), config.train_subset)
+  test = data_lib.subset(data_lib.load_split(config.dataset, "test", config.data_dir or None,
+                                             config.download), config.eval_subset)
+  num_classes = config.layer_sizes[-1]
+  if train.images.shape[1] != config.layer_sizes[0]:
+    raise ValueError(f"config.layer_sizes[0] = {config.layer_sizes[0]} but {config.dataset} "
+                     f"images have {train.images.shape[1]} pixels; make them equal.")
+  train_images, train_labels = jnp.asarray(train.images), jnp.asarray(train.labels)
+  test_batches = eval_batches(test, config.eval_batch_size)
+  steps_per_epoch = len(train.labels) // config.batch_size
+  total_steps = steps_per_epoch * config.num_epochs
+
+  # ---------------------------------------------------------------- model and state
+  algorithm, optimizer = make_algorithm(config)
+  train_chunk = make_train_chunk(algorithm, num_classes)
+  evaluate = make_evaluate(algorithm, num_classes)
+  key = step_key(config.seed)
+  eval_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 2)
+  with _quiet():
+    manager = _checkpoint_manager(workdir)
+  state, history = restore_checkpoint(manager, init_state(config, algorithm, optimizer))
+  writer = tensorboard.SummaryWriter(os.path.join(workdir, "tensorboard"))
+  if not history:
+    writer.text("config", f"seed {config.seed}, git {sha}\n\n```\n{config}\n```", step=0)
+
+  # ---------------------------------------------------------------- loop
+  step = int(state.step)
+  train_time, train_samples, first_call = 0.0, 0, True
+  epoch_chunks: List[Dict[str, np.ndarray]] = []
+  epoch_start = time.time()
+  while step < total_steps:
+    epoch, offset = divmod(step, steps_per_epoch)
+    order = data_lib.epoch_order(config.seed, epoch, len(train.labels), config.batch_size)
+    stop = min(steps_per_epoch, offset + config.steps_per_call)
+    if config.checkpoint_every_steps:
+      next_ckpt = (step // config.checkpoint_every_steps + 1) * config.checkpoint_every_steps
+      stop = min(stop, offset + next_ckpt - step)
+    idx = jnp.asarray(order[offset:stop])
+
+    t0 = time.time()
+    state, metrics = train_chunk(state, train_images, train_labels, idx, key)
+    metrics = jax.device_get(metrics)
+    elapsed = time.time() - t0
+    if not first_call:  # The first call compiles; leave it out of the throughput.
+      train_time += elapsed
+      train_samples += idx.size
+    first_call = False
+    check_finite(metrics, step)
+    step = int(state.step)
+    epoch_chunks.append(metrics)
+    for name, values in metrics.items():
+      writer.scalar(f"train/{name}", float(np.mean(values)), step)
+    writer.scalar("train/samples_per_s", idx.size / elapsed, step)
+
+    if step % steps_per_epoch == 0:
+      train_metrics = _mean_metrics(epoch_chunks)
+      test_metrics = evaluate_split(evaluate, state.params, test_batches, eval_key)
+      record = {"epoch": epoch + 1, "step": step,
+                **{f"train_{k}": v for k, v in train_metrics.items()},
+                "test_accuracy": test_metrics["accuracy"], "test_loss": test_metrics["loss"],
+                "epoch_wall_s": time.time() - epoch_start,
+                "samples_per_s": train_samples / train_time if train_time else None}
+      history.append(record)
+      for name in ("test_accuracy", "test_loss"):
+        writer.scalar(f"eval/{name[5:]}", record[name], step)
+      writer.flush()
+      logging.info("epoch %d: test accuracy %.4f, train accuracy %.4f, loss %.4f, residual "
+                   "%.2e, %.0f samples/s", epoch + 1, record["test_accuracy"],
+                   record["train_accuracy"], record["train_loss"], record["train_residual"],
+                   record["samples_per_s"] or float("nan"))
+      if not np.isfinite(record["test_loss"]):
+        raise FloatingPointError(f"Training diverged: test_loss = {record['test_loss']} after "
+                                 f"epoch {epoch + 1} (step {step}).")
+      epoch_chunks, epoch_start = [], time.time()
+      save_checkpoint(manager, state, history)
+    elif config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0:
+      save_checkpoint(manager, state, history)
+  writer.close()
+
+  summary = {
+      "config_name": config.get("name", ""),
+      "command": command or " ".join(sys.argv),
+      "git_sha": sha,
+      "seed": config.seed,
+      "config": json.loads(config.to_json_best_effort()),
+      "devices": [str(d) for d in jax.devices()],
+      "test_accuracy_per_epoch": [r["test_accuracy"] for r in history],
+      "final_test_accuracy": history[-1]["test_accuracy"] if history else None,
+      "epochs": history,
+      "wall_time_s": sum(r["epoch_wall_s"] for r in history),
+      "samples_per_s": (float(np.mean([r["samples_per_s"] for r in history
+                                       if r["samples_per_s"]]))
+                        if any(r["samples_per_s"] for r in history) else None),
+  }
+  with open(os.path.join(workdir, "summary.json"), "w") as f:
+    json.dump(summary, f, indent=2)
+  return summary
