@@ -35,6 +35,14 @@ def base_config() -> ml_collections.ConfigDict:
   c.nudging = "one_sided"      # One of rate_ep.NUDGING_MODES.
   c.update_mode = "accumulated"  # "online" applies the update at every nudged step (C-EP).
 
+  # EqSpike (model "eqspike").
+  c.gamma = 0.2                # dt / tau, in (0, 1].
+  c.spike_mode = "deterministic"  # Sigma-delta; or "stochastic" (Bernoulli(u)).
+  c.input_mode = "spikes"      # Pixels as spike trains; or "current".
+  c.readout = "state"          # argmax of u_o; or "spike_count" over the last readout_steps.
+  c.readout_steps = 20
+  c.free_contrast = True       # One-sided nudging: subtract the free-phase tail's statistic.
+
   # Optimisation.
   c.optimizer = "adam"
   c.learning_rates = (5e-4, 5e-4)  # One per weight layer.
@@ -105,5 +113,19 @@ def validate(c: ml_collections.ConfigDict) -> None:
   if c.update_mode == "online" and c.nudging == "symmetric":
     _fail("update_mode", c.update_mode, "online updates (C-EP) need config.nudging "
           "'one_sided' or 'random_sign'; use update_mode='accumulated' for symmetric nudging.")
+  if c.model == "eqspike":
+    from eqspike_jax import eqspike  # pylint: disable=g-import-not-at-top
+    if not 0.0 < c.gamma <= 1.0:
+      _fail("gamma", c.gamma, "gamma = dt / tau must be in (0, 1].")
+    _choice(c, "spike_mode", eqspike.SPIKE_MODES)
+    _choice(c, "input_mode", eqspike.INPUT_MODES)
+    _choice(c, "readout", eqspike.READOUTS)
+    _positive_int(c, "readout_steps")
+    if c.readout == "spike_count" and c.readout_steps > c.t_free:
+      _fail("readout_steps", c.readout_steps, f"counts spikes over the end of the free phase, "
+            f"so it must be <= t_free = {c.t_free}.")
+    if c.nudging != "symmetric" and c.free_contrast and c.t_nudge > c.t_free:
+      _fail("t_nudge", c.t_nudge, f"the free-phase contrast of one-sided nudging is gathered over "
+            f"the last t_nudge steps of the free phase, so t_nudge must be <= t_free = {c.t_free}.")
   if c.train_subset and c.train_subset < c.batch_size:
     _fail("train_subset", c.train_subset, f"is smaller than one batch ({c.batch_size}).")
