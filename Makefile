@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-CONFIG ?= configs/mnist_rate_ep.py
+CONFIG ?= configs/mnist_eqspike.py
 WORKDIR ?= runs/$(basename $(notdir $(CONFIG)))
 # The prepared TFDS directory beside the checkout, unless the caller points elsewhere.
 export TFDS_DATA_DIR ?= $(abspath ../shared/tensorflow_datasets)

@@ -27,10 +27,16 @@ def get_config(variant: str = ""):
   config.spike_mode = "deterministic"
   config.input_mode = "spikes"
   config.readout = "state"
+  # S(t+1) with du(t): the spike paired with a state change has not caused it (see eqspike.py);
+  # 98.16 % against 97.97 % for "same_step" in otherwise identical runs (results/README).
+  config.pairing = "next_step"
   config.optimizer = "adam"
   config.learning_rates = (5e-4, 5e-4)
+  # At a constant rate the spike noise in the updates makes the weights drift: the test
+  # accuracy peaks at 97.2 % in epoch 3 and then falls (results/mnist_eqspike_constant_lr.json).
+  config.lr_schedule = "cosine"
   config.batch_size = 50
-  config.num_epochs = 10
+  config.num_epochs = 6
   config.steps_per_call = 50
   if variant == "quick":
     config.train_subset = 2000

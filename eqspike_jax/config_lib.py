@@ -2,7 +2,7 @@
 
 import ml_collections
 
-from eqspike_jax import network, rate_ep
+from eqspike_jax import network, optim, rate_ep
 
 MODELS = ("rate_ep", "eqspike")
 OPTIMIZERS = ("adam", "sgd")
@@ -42,11 +42,15 @@ def base_config() -> ml_collections.ConfigDict:
   c.readout = "state"          # argmax of u_o; or "spike_count" over the last readout_steps.
   c.readout_steps = 20
   c.free_contrast = True       # One-sided nudging: subtract the free-phase tail's statistic.
+  c.debias = False             # Subtract each synapse's self-coupling from the rule.
+  c.pairing = "same_step"      # Spikes paired with du(t): S(t) or S(t+1); see eqspike.py.
 
   # Optimisation.
   c.optimizer = "adam"
   c.learning_rates = (5e-4, 5e-4)  # One per weight layer.
   c.momentum = 0.0                 # SGD only.
+  c.lr_schedule = "constant"       # Or "cosine": decay over the whole run.
+  c.lr_final_fraction = 0.0        # Cosine: the last rate as a fraction of the first.
   c.batch_size = 50
   c.num_epochs = 10
   c.eval_batch_size = 1000
@@ -106,12 +110,15 @@ def validate(c: ml_collections.ConfigDict) -> None:
           f"{len(sizes) - 1} weight layers, so give {len(sizes) - 1} rates.")
   if any(not lr > 0 for lr in lrs):
     _fail("learning_rates", lrs, "every rate must be > 0.")
+  _choice(c, "lr_schedule", optim.SCHEDULES)
+  if not 0.0 <= c.lr_final_fraction <= 1.0:
+    _fail("lr_final_fraction", c.lr_final_fraction, "must be in [0, 1].")
   if not 0.0 <= c.momentum < 1.0:
     _fail("momentum", c.momentum, "must be in [0, 1).")
   if not c.init_scale > 0:
     _fail("init_scale", c.init_scale, "must be > 0.")
-  if c.update_mode == "online" and c.nudging == "symmetric":
-    _fail("update_mode", c.update_mode, "online updates (C-EP) need config.nudging "
+  if c.model == "rate_ep" and c.update_mode == "online" and c.nudging == "symmetric":
+    _fail("update_mode", c.update_mode, "online updates of rate EP (C-EP) need config.nudging "
           "'one_sided' or 'random_sign'; use update_mode='accumulated' for symmetric nudging.")
   if c.model == "eqspike":
     from eqspike_jax import eqspike  # pylint: disable=g-import-not-at-top
@@ -120,6 +127,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
     _choice(c, "spike_mode", eqspike.SPIKE_MODES)
     _choice(c, "input_mode", eqspike.INPUT_MODES)
     _choice(c, "readout", eqspike.READOUTS)
+    _choice(c, "pairing", eqspike.PAIRINGS)
     _positive_int(c, "readout_steps")
     if c.readout == "spike_count" and c.readout_steps > c.t_free:
       _fail("readout_steps", c.readout_steps, f"counts spikes over the end of the free phase, "

@@ -43,9 +43,14 @@ class TrainState:
   opt_state: Any         # The optax state.
 
 
-def make_algorithm(config: ml_collections.ConfigDict
+def make_algorithm(config: ml_collections.ConfigDict, total_steps: int = 0
                    ) -> Tuple[rate_ep.Algorithm, optax.GradientTransformation]:
-  optimizer = optim.make_optimizer(config.optimizer, config.learning_rates, config.momentum)
+  """The algorithm and its optimizer; ``total_steps`` (batches in the run) sets the schedule."""
+  # Online updates take one optimizer step per nudged step.
+  steps_per_batch = config.t_nudge if config.update_mode == "online" else 1
+  optimizer = optim.make_optimizer(config.optimizer, config.learning_rates, config.momentum,
+                                   config.lr_schedule, total_steps * steps_per_batch,
+                                   config.lr_final_fraction)
   if config.model == "rate_ep":
     return rate_ep.make_algorithm(config, optimizer), optimizer
   if config.model == "eqspike":
@@ -167,8 +172,11 @@ def check_same_run(config, workdir: str) -> None:
   with open(path) as f:
     old = json.load(f)
   new = json.loads(config.to_json_best_effort())
+  resumable = set(_RESUMABLE_FIELDS)
+  if new.get("lr_schedule", "constant") != "constant":
+    resumable.discard("num_epochs")  # The schedule spans the whole run.
   changed = sorted(k for k in set(old) | set(new)
-                   if k not in _RESUMABLE_FIELDS and old.get(k) != new.get(k))
+                   if k not in resumable and old.get(k) != new.get(k))
   if changed:
     raise ValueError(
         f"{workdir} holds a run with a different config (fields {changed} differ: "
@@ -226,6 +234,47 @@ def _mean_metrics(chunks: List[Dict[str, np.ndarray]]) -> Dict[str, float]:
   return {k: float(np.mean(np.concatenate([c[k] for c in chunks]))) for k in chunks[0]}
 
 
+def make_summary(config: Dict[str, Any], history: List[dict], sha: str,
+                 command: str) -> Dict[str, Any]:
+  """The run summary committed to results/: provenance, the per-epoch curve, throughput."""
+  speeds = [r["samples_per_s"] for r in history if r.get("samples_per_s")]
+  events = {k: v for k, v in history[-1].items() if k.startswith("train_events/")} if history else {}
+  return {
+      "config_name": config.get("name", ""),
+      "command": command,
+      "git_sha": sha,
+      "seed": config.get("seed"),
+      "config": config,
+      "devices": [str(d) for d in jax.devices()],
+      "test_accuracy_per_epoch": [r["test_accuracy"] for r in history],
+      "final_test_accuracy": history[-1]["test_accuracy"] if history else None,
+      "best_test_accuracy": max((r["test_accuracy"] for r in history), default=None),
+      "events_per_example_last_epoch": {k[len("train_events/"):]: v for k, v in events.items()},
+      "epochs": history,
+      "wall_time_s": sum(r["epoch_wall_s"] for r in history),
+      "samples_per_s": float(np.mean(speeds)) if speeds else None,
+  }
+
+
+def summarize_workdir(workdir: str, command: str = "") -> Dict[str, Any]:
+  """The summary of the run in ``workdir`` as far as its last checkpoint (e.g. a stopped run)."""
+  with open(os.path.join(workdir, "config.json")) as f:
+    config = ml_collections.ConfigDict(json.load(f))
+  info_path = os.path.join(workdir, "run_info.json")
+  info = {"git_sha": "unknown", "command": ""}
+  if os.path.exists(info_path):
+    with open(info_path) as f:
+      info = json.load(f)
+  with _quiet():
+    manager = _checkpoint_manager(workdir)
+    step = manager.latest_step()
+    if step is None:
+      raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints.")
+    history = manager.restore(step, args=ocp.args.Composite(history=ocp.args.JsonRestore()))
+  return make_summary(config.to_dict(), list(history["history"]), info["git_sha"],
+                      command or info["command"])
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        command: Optional[str] = None) -> Dict[str, Any]:
   """Trains ``config`` in ``workdir`` (resuming from its last checkpoint) and returns the summary.
@@ -239,6 +288,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   with open(os.path.join(workdir, "config.json"), "w") as f:
     f.write(config.to_json_best_effort(indent=2))
   sha = git_sha()
+  command = command or " ".join(sys.argv)
+  with open(os.path.join(workdir, "run_info.json"), "w") as f:
+    json.dump({"git_sha": sha, "command": command, "seed": config.seed}, f)
   logging.info("seed %d, git %s, config:\n%s", config.seed, sha, config)
 
   # ---------------------------------------------------------------- data
@@ -256,7 +308,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   total_steps = steps_per_epoch * config.num_epochs
 
   # ---------------------------------------------------------------- model and state
-  algorithm, optimizer = make_algorithm(config)
+  algorithm, optimizer = make_algorithm(config, total_steps)
   train_chunk = make_train_chunk(algorithm, num_classes)
   evaluate = make_evaluate(algorithm, num_classes)
   key = step_key(config.seed)
@@ -322,21 +374,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       save_checkpoint(manager, state, history)
   writer.close()
 
-  summary = {
-      "config_name": config.get("name", ""),
-      "command": command or " ".join(sys.argv),
-      "git_sha": sha,
-      "seed": config.seed,
-      "config": json.loads(config.to_json_best_effort()),
-      "devices": [str(d) for d in jax.devices()],
-      "test_accuracy_per_epoch": [r["test_accuracy"] for r in history],
-      "final_test_accuracy": history[-1]["test_accuracy"] if history else None,
-      "epochs": history,
-      "wall_time_s": sum(r["epoch_wall_s"] for r in history),
-      "samples_per_s": (float(np.mean([r["samples_per_s"] for r in history
-                                       if r["samples_per_s"]]))
-                        if any(r["samples_per_s"] for r in history) else None),
-  }
+  summary = make_summary(json.loads(config.to_json_best_effort()), history, sha, command)
   with open(os.path.join(workdir, "summary.json"), "w") as f:
     json.dump(summary, f, indent=2)
   return summary

@@ -1,0 +1,70 @@
+"""Fixtures shared by the tests: configs by file name, float64, MNIST on disk."""
+
+import importlib.util
+import os
+import shutil
+import tempfile
+
+import jax
+import pytest
+
+from eqspike_jax import data as data_lib
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS_DIR = os.path.join(REPO_ROOT, "configs")
+_CACHE_DIR = None
+
+
+def pytest_configure(config):
+  """A fresh persistent compilation cache per test process.
+
+  Every trainer run builds new jitted functions whose programs equal the previous run's, and
+  compiling them costs more than running them; the cache compiles each program once. It is set
+  before collection, so before anything compiles (JAX fixes its cache at the first compile).
+  """
+  del config
+  global _CACHE_DIR
+  if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+    return
+  _CACHE_DIR = tempfile.mkdtemp(prefix="eqspike_jax_test_cache_")
+  jax.config.update("jax_compilation_cache_dir", _CACHE_DIR)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+def pytest_unconfigure(config):
+  del config
+  if _CACHE_DIR:
+    shutil.rmtree(_CACHE_DIR, ignore_errors=True)
+
+
+def load_config(name: str, variant: str = ""):
+  """``configs/NAME.py[:variant]`` as ``--config`` reads it (``configs/`` is not a package)."""
+  path = os.path.join(CONFIGS_DIR, f"{name}.py")
+  spec = importlib.util.spec_from_file_location(f"configs.{name}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  # config_flags calls get_config() without an argument when no variant is given.
+  return module.get_config(variant) if variant else module.get_config()
+
+
+@pytest.fixture(name="load_config")
+def load_config_fixture():
+  return load_config
+
+
+@pytest.fixture
+def x64():
+  """float64 for the duration of one test (the gradient checks need it); restored afterwards."""
+  with jax.enable_x64(True):
+    yield
+
+
+@pytest.fixture(scope="session")
+def mnist_data_dir() -> str:
+  """The TFDS directory holding the prepared MNIST; fails (never skips) when it is missing."""
+  data_dir = data_lib.resolve_data_dir(None)
+  if not os.path.isdir(os.path.join(data_dir, "mnist")):
+    pytest.fail(f"MNIST is not prepared in {data_dir!r}: point TFDS_DATA_DIR at a TFDS directory "
+                f"holding mnist/<version>/ (e.g. export TFDS_DATA_DIR=../shared/"
+                f"tensorflow_datasets). The end-to-end tests need the real data.")
+  return data_dir
