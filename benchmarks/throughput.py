@@ -111,10 +111,15 @@ def unrolled_step_xla_flops(config, x, y, key) -> Optional[float]:
   config = config.copy_and_resolve_references()
   with config.unlocked():
     config.scan_unroll = max(config.t_free, config.t_nudge)
-  algorithm, optimizer = train.make_algorithm(config)
+  algorithm, optimizer = train.make_algorithm(config, run_steps(config, _NUM_EXAMPLES.value))
   state = train.init_state(config, algorithm, optimizer)
   update = jax.jit(algorithm.update)
   return cost_analysis_flops(update.lower(state.params, state.opt_state, x, y, key).compile())
+
+
+def run_steps(config, num_examples: int) -> int:
+  """Batches in a whole run over ``num_examples`` (what a learning-rate schedule spans)."""
+  return num_examples // config.batch_size * config.num_epochs
 
 
 def traced_step_flops(algorithm, state, x, y, key) -> int:
@@ -128,7 +133,7 @@ def bench_training(config, steps: int, repeats: int, num_examples: int,
   """Compiles, warms up and times the trainer's jitted chunk of ``steps`` steps."""
   num_classes = config.layer_sizes[-1]
   batch = config.batch_size
-  algorithm, optimizer = train.make_algorithm(config)
+  algorithm, optimizer = train.make_algorithm(config, run_steps(config, _NUM_EXAMPLES.value))
   train_chunk = train.make_train_chunk(algorithm, num_classes)
   state = train.init_state(config, algorithm, optimizer)
   images, labels = random_dataset(jax.random.PRNGKey(config.seed + 12345), num_examples,
