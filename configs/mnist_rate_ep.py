@@ -29,11 +29,4 @@ def get_config(variant: str = ""):
   config.learning_rates = (5e-4, 5e-4)
   config.batch_size = 50
   config.num_epochs = 10
-  if variant == "quick":
-    config.train_subset = 2000
-    config.eval_subset = 1000
-    config.num_epochs = 2
-    config.steps_per_call = 20
-  elif variant:
-    raise ValueError(f"unknown variant {variant!r}; known: 'quick'.")
-  return config
+  return config_lib.apply_variant(config, variant)

@@ -62,6 +62,18 @@ def base_config() -> ml_collections.ConfigDict:
   return c
 
 
+def apply_variant(c: ml_collections.ConfigDict, variant: str) -> ml_collections.ConfigDict:
+  """Every config's variants: ``""`` (the full run) or ``"quick"`` (seconds; tests and CI)."""
+  if variant == "quick":
+    c.train_subset = 2000
+    c.eval_subset = 1000
+    c.num_epochs = 2
+    c.steps_per_call = 20
+  elif variant:
+    raise ValueError(f"unknown config variant {variant!r}; known: 'quick'.")
+  return c
+
+
 def _fail(field, value, why):
   raise ValueError(f"config.{field} = {value!r}: {why}")
 

@@ -60,6 +60,17 @@ class EpStepFlopsByHandTest(parameterized.TestCase):
                      flops.ep_step_flops(tiny_config(batch_size=50)))
 
 
+def traced_update_cost(c) -> flops.JaxprCost:
+  """The cost of one traced ``algorithm.update`` of config ``c`` on a batch of ones."""
+  algorithm, optimizer = train.make_algorithm(c)
+  state = train.init_state(c, algorithm, optimizer)
+  x = jnp.ones((c.batch_size, c.layer_sizes[0]))
+  y = jax.nn.one_hot(jnp.zeros((c.batch_size,), jnp.int32), c.layer_sizes[-1])
+  jaxpr = jax.make_jaxpr(algorithm.update)(state.params, state.opt_state, x, y,
+                                           jax.random.PRNGKey(0))
+  return flops.jaxpr_cost(jaxpr)
+
+
 class EpStepFlopsMatchesTracedCodeTest(parameterized.TestCase):
   """The hand count equals the products (and sigmoids) in the traced ``algorithm.update``."""
 
@@ -74,13 +85,7 @@ class EpStepFlopsMatchesTracedCodeTest(parameterized.TestCase):
   )
   def test_matches_jaxpr(self, layer_sizes, nudging, update_mode):
     c = tiny_config(layer_sizes, nudging, update_mode, t_free=4, t_nudge=3, batch_size=7)
-    algorithm, optimizer = train.make_algorithm(c)
-    state = train.init_state(c, algorithm, optimizer)
-    x = jnp.ones((c.batch_size, layer_sizes[0]))
-    y = jax.nn.one_hot(jnp.zeros((c.batch_size,), jnp.int32), layer_sizes[-1])
-    jaxpr = jax.make_jaxpr(algorithm.update)(state.params, state.opt_state, x, y,
-                                             jax.random.PRNGKey(0))
-    cost = flops.jaxpr_cost(jaxpr)
+    cost = traced_update_cost(c)
     expected = flops.ep_step_flops(c)
     self.assertEqual(cost.dot_flops, expected["total"] * c.batch_size)
     # sigmoid4 evaluates one logistic per activation.
@@ -109,13 +114,7 @@ class EqSpikeFlopsMatchesTracedCodeTest(parameterized.TestCase):
     c.t_free, c.t_nudge, c.batch_size = 6, 3, 7
     c.learning_rates = (1e-3,) * (len(layer_sizes) - 1)
     config_lib.validate(c)
-    algorithm, optimizer = train.make_algorithm(c)
-    state = train.init_state(c, algorithm, optimizer)
-    x = jnp.ones((c.batch_size, layer_sizes[0]))
-    y = jax.nn.one_hot(jnp.zeros((c.batch_size,), jnp.int32), layer_sizes[-1])
-    jaxpr = jax.make_jaxpr(algorithm.update)(state.params, state.opt_state, x, y,
-                                             jax.random.PRNGKey(0))
-    self.assertEqual(flops.jaxpr_cost(jaxpr).dot_flops,
+    self.assertEqual(traced_update_cost(c).dot_flops,
                      flops.ep_step_flops(c)["total"] * c.batch_size)
 
 
