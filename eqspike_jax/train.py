@@ -294,10 +294,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   logging.info("seed %d, git %s, config:\n%s", config.seed, sha, config)
 
   # ---------------------------------------------------------------- data
-  train = data_lib.subset(data_lib.load_split(config.dataset, "train", config.data_dir or None,
-                                              config.download), config.train_subset)
-  test = data_lib.subset(data_lib.load_split(config.dataset, "test", config.data_dir or None,
-                                             config.download), config.eval_subset)
+  train = data_lib.load_split(config.dataset, "train", config.data_dir or None, config.download,
+                              size=config.train_subset)
+  test = data_lib.load_split(config.dataset, "test", config.data_dir or None, config.download,
+                             size=config.eval_subset)
   num_classes = config.layer_sizes[-1]
   if train.images.shape[1] != config.layer_sizes[0]:
     raise ValueError(f"config.layer_sizes[0] = {config.layer_sizes[0]} but {config.dataset} "
@@ -361,10 +361,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       for name in ("test_accuracy", "test_loss"):
         writer.scalar(f"eval/{name[5:]}", record[name], step)
       writer.flush()
+      norms = ", ".join(f"{k[len('train_grad_norm/'):]} {v:.3g}" for k, v in record.items()
+                        if k.startswith("train_grad_norm/"))
       logging.info("epoch %d: test accuracy %.4f, train accuracy %.4f, loss %.4f, residual "
-                   "%.2e, %.0f samples/s", epoch + 1, record["test_accuracy"],
-                   record["train_accuracy"], record["train_loss"], record["train_residual"],
-                   record["samples_per_s"] or float("nan"))
+                   "%.2e, update norms (%s), %.0f samples/s", epoch + 1,
+                   record["test_accuracy"], record["train_accuracy"], record["train_loss"],
+                   record["train_residual"], norms, record["samples_per_s"] or float("nan"))
       if not np.isfinite(record["test_loss"]):
         raise FloatingPointError(f"Training diverged: test_loss = {record['test_loss']} after "
                                  f"epoch {epoch + 1} (step {step}).")

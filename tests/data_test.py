@@ -61,17 +61,11 @@ def test_epoch_orders_cover_all_examples_when_batches_divide():
     np.testing.assert_array_equal(np.sort(order.ravel()), np.arange(60))
 
 
-def test_subset():
-  split = data.Split(images=np.arange(20, dtype=np.float32).reshape(5, 4),
-                     labels=np.arange(5, dtype=np.int32))
-  small = data.subset(split, 3)
-  np.testing.assert_array_equal(small.labels, [0, 1, 2])
-  np.testing.assert_array_equal(small.images, split.images[:3])
-  assert data.subset(split, 0) is split
-  with pytest.raises(ValueError, match="only 5"):
-    data.subset(split, 6)
-
-
-def test_one_hot():
-  np.testing.assert_array_equal(data.one_hot(np.array([2, 0]), 3), [[0, 0, 1], [1, 0, 0]])
-  assert data.one_hot(np.array([1]), 4).dtype == np.float32
+def test_load_split_size_reads_the_first_examples(mnist_data_dir):
+  # Real MNIST: mock_data ignores TFDS's split slicing.
+  whole = data.load_split("mnist", "test", data_dir=mnist_data_dir)
+  first = data.load_split("mnist", "test", data_dir=mnist_data_dir, size=10)
+  np.testing.assert_array_equal(first.images, whole.images[:10])
+  np.testing.assert_array_equal(first.labels, whole.labels[:10])
+  with pytest.raises(ValueError, match="first 10001 examples.*eval_subset"):
+    data.load_split("mnist", "test", data_dir=mnist_data_dir, size=10001)

@@ -18,7 +18,6 @@ from eqspike_jax import data as data_lib
 from eqspike_jax import rate_ep
 from eqspike_jax import train
 
-SLICE = 1000  # Examples read per split; the subsets below fit, and reading 1000 takes 0.2 s.
 
 
 def tiny_config(**overrides):
@@ -39,13 +38,7 @@ def tiny_config(**overrides):
 
 @pytest.fixture
 def small_mnist(monkeypatch, mnist_data_dir):
-  """The trainer reads only the first SLICE examples of each split (the whole set takes ~7 s)."""
-  real = data_lib.load_split
-
-  def load_first(name, split, data_dir=None, download=False):
-    return real(name, f"{split}[:{SLICE}]", data_dir, download)
-
-  monkeypatch.setattr(data_lib, "load_split", load_first)
+  """Real MNIST; the configs' subsets make the loader read only their first examples."""
   monkeypatch.setenv("TFDS_DATA_DIR", mnist_data_dir)
 
 
@@ -96,7 +89,7 @@ def check_uninterrupted_run(workdir, summary, state):
   # The reported accuracy is the free phase's argmax over exactly the eval subset (the padding
   # of the last eval batch is masked out): recompute it from the checkpointed parameters.
   config = tiny_config()
-  test = data_lib.subset(data_lib.load_split("mnist", "test"), config.eval_subset)
+  test = data_lib.load_split("mnist", "test", size=config.eval_subset)
   dyn = rate_ep.Dynamics(t_free=config.t_free, t_nudge=config.t_nudge)
   out = jax.jit(lambda p, x: rate_ep.predict(p, x, dyn=dyn))(state.params, test.images)
   accuracy = float(np.mean(np.argmax(out, -1) == test.labels))
