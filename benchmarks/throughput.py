@@ -134,16 +134,18 @@ def bench_training(config, steps: int, repeats: int, num_examples: int,
   num_classes = config.layer_sizes[-1]
   batch = config.batch_size
   algorithm, optimizer = train.make_algorithm(config, run_steps(config, _NUM_EXAMPLES.value))
-  train_chunk = train.make_train_chunk(algorithm, num_classes)
+  mesh = train.make_mesh(train.resolve_num_devices(config))
+  train_chunk = train.make_train_chunk(algorithm, num_classes, mesh)
   state = train.init_state(config, algorithm, optimizer)
   images, labels = random_dataset(jax.random.PRNGKey(config.seed + 12345), num_examples,
                                   config.layer_sizes[0], num_classes)
+  x, y = images[:batch], jax.nn.one_hot(labels[:batch], num_classes)
+  state, images, labels = train.replicate((state, images, labels), mesh)
   # Indices as the trainer draws them: a slice of a permutation, as many rows as steps.
   order = np.random.default_rng(config.seed).permutation(num_examples)
   idx = jnp.asarray(np.resize(order, steps * batch).reshape(steps, batch).astype(np.int32))
   key = train.step_key(config.seed)
 
-  x, y = images[:batch], jax.nn.one_hot(labels[:batch], num_classes)
   traced = traced_step_flops(algorithm, state, x, y, key)
   unrolled_xla = (unrolled_step_xla_flops(config, x, y, key) if xla_unrolled else None)
   t0 = time.perf_counter()
@@ -253,7 +255,7 @@ def summarize(config, steps: int, training: Dict[str, Any], counts: Dict[str, in
       "git_sha": train.git_sha(),
       "jax_version": jax.__version__,
       "backend": jax.default_backend(),
-      "devices": [str(d) for d in jax.devices()],
+      "devices": [str(d) for d in jax.local_devices()[:train.resolve_num_devices(config)]],
       "cpu_count": os.cpu_count(),
       "load_average_1m": os.getloadavg()[0],  # At the end of the run.
       "model": config.model,

@@ -59,6 +59,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.steps_per_call = 100           # Train steps per jit call (one lax.scan); metrics per call.
   c.checkpoint_every_steps = 0     # 0: at the end of every epoch only.
   c.scan_unroll = 1                # Unroll factor of the time scans (speed only).
+  c.num_devices = 0                # Data-parallel devices; 0 = every local device.
   return c
 
 
@@ -106,7 +107,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
   for field in ("t_free", "t_nudge", "batch_size", "num_epochs", "eval_batch_size",
                 "steps_per_call", "scan_unroll"):
     _positive_int(c, field)
-  for field in ("seed", "train_subset", "eval_subset", "checkpoint_every_steps"):
+  for field in ("seed", "train_subset", "eval_subset", "checkpoint_every_steps", "num_devices"):
     _non_negative_int(c, field)
 
   sizes = tuple(c.layer_sizes)

@@ -16,13 +16,17 @@ pairs ``S(t)`` with ``du(t) = u(t+1) - u(t)``:
 
   ``dW_l(t) ∝ S_l(t)^T du_{l+1}(t) + du_l(t)^T S_{l+1}(t)``   (the second term is absent for the input).
 
+``pairing="next_step"`` pairs ``du(t)`` with ``S(t+1)`` instead (see ``SpikingDynamics`` and
+``self_coupling_sums`` for why); the input layer keeps ``S_x(t)``, whose self-coupling is the same
+in both states of every contrast.
+
 The maths is written for one example and vmapped; the rule is a reduction over the batch and time,
 so it is written on the batch as one matmul over ``(batch, time)`` per weight layer.
 """
 
 import dataclasses
 import functools
-from typing import Callable, Optional, Tuple
+from typing import Optional, Tuple
 
 import chex
 import flax

@@ -75,22 +75,74 @@ def step_key(seed: int) -> chex.PRNGKey:
 # ================================================================================================
 
 
-def make_train_chunk(algorithm, num_classes: int) -> Callable:
-  """``(state, images, labels, idx [K, B], key) -> (state, metrics [K])``, one scan over K steps."""
+AXIS = "devices"  # The mesh axis the batch is split over.
+
+
+def make_mesh(num_devices: int) -> Optional[jax.sharding.Mesh]:
+  """A 1-D mesh of the first ``num_devices`` local devices; None for one device."""
+  if num_devices == 1:
+    return None
+  # Auto axes let jit split each chunk's index array across the devices as it goes in.
+  return jax.make_mesh((num_devices,), (AXIS,), axis_types=(jax.sharding.AxisType.Auto,),
+                       devices=jax.local_devices()[:num_devices])
+
+
+def replicate(tree, mesh: Optional[jax.sharding.Mesh]):
+  """Places ``tree`` on every device of ``mesh`` once, so no call copies it again."""
+  if mesh is None:
+    return jax.tree.map(jnp.asarray, tree)
+  return jax.device_put(tree, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+
+
+def make_train_chunk(algorithm, num_classes: int,
+                     mesh: Optional[jax.sharding.Mesh] = None) -> Callable:
+  """``(state, images, labels, idx [K, B], key) -> (state, metrics [K])``, one scan over K steps.
+
+  With a ``mesh`` the chunk is a ``shard_map``: state, images and labels are replicated, each
+  device takes its slice of every global batch (``idx`` split along B), and ``algorithm.update``
+  averages the updates over the devices with ``lax.pmean``, so every replica stays equal.
+  """
+  axis_name = None if mesh is None else AXIS
 
   def train_chunk(state, images, labels, idx, key):
     chex.assert_rank(idx, 2)
+    if axis_name is not None:
+      # Each device its own stream (stochastic spikes, random beta sign), derived from the seed.
+      key = jax.random.fold_in(key, jax.lax.axis_index(axis_name))
 
     def body(state, idx_t):
       x = images[idx_t]
       y = jax.nn.one_hot(labels[idx_t], num_classes, dtype=x.dtype)
       params, opt_state, metrics = algorithm.update(
-          state.params, state.opt_state, x, y, jax.random.fold_in(key, state.step))
+          state.params, state.opt_state, x, y, jax.random.fold_in(key, state.step),
+          axis_name=axis_name)
       return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
     return jax.lax.scan(body, state, idx)
 
+  if mesh is not None:
+    spec = jax.sharding.PartitionSpec
+    # check_vma=False: every phase scans from a constant rest state into device-varying
+    # states, which the varying-axes type check would make each phase mark by hand. Replicas
+    # stay equal because every update is pmean-ed (tested against one device).
+    train_chunk = jax.shard_map(train_chunk, mesh=mesh,
+                                in_specs=(spec(), spec(), spec(), spec(None, AXIS), spec()),
+                                out_specs=(spec(), spec()), check_vma=False)
   return jax.jit(train_chunk, donate_argnums=0)
+
+
+def resolve_num_devices(config) -> int:
+  """``config.num_devices``, 0 meaning every local device; checks that the batch divides."""
+  available = jax.local_device_count()
+  n = config.num_devices or available
+  if n > available:
+    raise ValueError(f"config.num_devices = {config.num_devices}: only {available} local "
+                     f"devices are visible ({jax.local_devices()}).")
+  if config.batch_size % n:
+    raise ValueError(f"config.batch_size = {config.batch_size} does not divide over {n} devices "
+                     f"(config.num_devices = {config.num_devices}, 0 meaning all): choose a "
+                     f"batch size that is a multiple of {n}, or set num_devices.")
+  return n
 
 
 def make_evaluate(algorithm, num_classes: int) -> Callable:
@@ -161,7 +213,7 @@ def git_sha() -> str:
 
 # Fields a resumed run may change: they do not alter the steps already taken.
 _RESUMABLE_FIELDS = ("num_epochs", "checkpoint_every_steps", "steps_per_call", "data_dir",
-                     "download", "eval_batch_size")
+                     "download", "eval_batch_size", "num_devices")
 
 
 def check_same_run(config, workdir: str) -> None:
@@ -245,7 +297,7 @@ def make_summary(config: Dict[str, Any], history: List[dict], sha: str,
       "git_sha": sha,
       "seed": config.get("seed"),
       "config": config,
-      "devices": [str(d) for d in jax.devices()],
+      "devices": [str(d) for d in jax.local_devices()[:config.get("num_devices") or None]],
       "test_accuracy_per_epoch": [r["test_accuracy"] for r in history],
       "final_test_accuracy": history[-1]["test_accuracy"] if history else None,
       "best_test_accuracy": max((r["test_accuracy"] for r in history), default=None),
@@ -302,14 +354,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   if train.images.shape[1] != config.layer_sizes[0]:
     raise ValueError(f"config.layer_sizes[0] = {config.layer_sizes[0]} but {config.dataset} "
                      f"images have {train.images.shape[1]} pixels; make them equal.")
-  train_images, train_labels = jnp.asarray(train.images), jnp.asarray(train.labels)
+  mesh = make_mesh(resolve_num_devices(config))
+  train_images, train_labels = replicate((train.images, train.labels), mesh)
   test_batches = eval_batches(test, config.eval_batch_size)
   steps_per_epoch = len(train.labels) // config.batch_size
   total_steps = steps_per_epoch * config.num_epochs
 
   # ---------------------------------------------------------------- model and state
   algorithm, optimizer = make_algorithm(config, total_steps)
-  train_chunk = make_train_chunk(algorithm, num_classes)
+  train_chunk = make_train_chunk(algorithm, num_classes, mesh)
   evaluate = make_evaluate(algorithm, num_classes)
   key = step_key(config.seed)
   eval_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 2)
@@ -321,6 +374,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     writer.text("config", f"seed {config.seed}, git {sha}\n\n```\n{config}\n```", step=0)
 
   # ---------------------------------------------------------------- loop
+  state = replicate(state, mesh)
   step = int(state.step)
   train_time, train_samples, first_call = 0.0, 0, True
   epoch_chunks: List[Dict[str, np.ndarray]] = []

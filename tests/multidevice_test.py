@@ -1,0 +1,27 @@
+"""Data parallelism: N fake CPU devices give what one device gives for the same global batch."""
+
+import json
+import os
+import subprocess
+import sys
+
+
+def test_n_devices_equal_one_device(tmp_path, mnist_data_dir):
+  # The device count is fixed when JAX starts, so the comparison runs in a fresh process.
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
+             TFDS_DATA_DIR=mnist_data_dir)
+  here = os.path.dirname(os.path.abspath(__file__))
+  done = subprocess.run([sys.executable, os.path.join(here, "multidevice_worker.py"),
+                         str(tmp_path)], env=env, capture_output=True, text=True, timeout=600,
+                        cwd=os.path.dirname(here), check=False)
+  assert done.returncode == 0, done.stderr[-3000:]
+  result = json.loads(done.stdout.strip().splitlines()[-1])
+  assert result["num_devices"] == 4
+  steps = result["steps"]
+  for model in ("rate_ep", "eqspike"):
+    assert steps[f"{model}/moved"] > 1e-3, steps  # The steps changed the parameters...
+    for n in (2, 4):  # ...and N devices changed them as one device did, to float rounding.
+      assert steps[f"{model}/{n}"] < 1e-5, (model, n, steps)
+  quick = result["quick"]
+  assert quick["accuracy_1"] == quick["accuracy_2"], quick
+  assert quick["params_diff"] < 1e-5, quick
