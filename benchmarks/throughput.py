@@ -257,6 +257,7 @@ def summarize(config, steps: int, training: Dict[str, Any], counts: Dict[str, in
       "backend": jax.default_backend(),
       "devices": [str(d) for d in jax.local_devices()[:train.resolve_num_devices(config)]],
       "cpu_count": os.cpu_count(),
+      "xla_flags": os.environ.get("XLA_FLAGS", ""),
       "load_average_1m": os.getloadavg()[0],  # At the end of the run.
       "model": config.model,
       "layer_sizes": list(config.layer_sizes),
