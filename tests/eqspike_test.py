@@ -18,7 +18,6 @@ import numpy as np
 import optax
 import pytest
 
-from eqspike_jax import data as data_lib
 from eqspike_jax import eqspike
 from eqspike_jax import network
 from eqspike_jax import rate_ep
