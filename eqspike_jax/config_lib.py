@@ -141,6 +141,9 @@ def validate(c: ml_collections.ConfigDict) -> None:
     _choice(c, "input_mode", eqspike.INPUT_MODES)
     _choice(c, "readout", eqspike.READOUTS)
     _choice(c, "pairing", eqspike.PAIRINGS)
+    if c.debias and c.pairing != "same_step":
+      _fail("debias", c.debias, "subtracts the self-coupling of same-step pairing; next-step "
+            "pairing has none. Set pairing='same_step' or debias=False.")
     _positive_int(c, "readout_steps")
     if c.readout == "spike_count" and c.readout_steps > c.t_free:
       _fail("readout_steps", c.readout_steps, f"counts spikes over the end of the free phase, "

@@ -1,4 +1,4 @@
-"""Tests of config validation, and that the shipped rate-EP configs are valid."""
+"""Tests of config validation, and that the shipped configs are valid."""
 
 import re
 
@@ -41,12 +41,39 @@ INVALID = [
 
 
 @pytest.mark.parametrize("variant", ["", "quick"])
-def test_shipped_configs_are_valid(load_config, variant):
-  config = load_config("mnist_rate_ep", variant)
+@pytest.mark.parametrize("name,model", [("mnist_rate_ep", "rate_ep"), ("mnist_eqspike", "eqspike")])
+def test_shipped_configs_are_valid(load_config, name, model, variant):
+  config = load_config(name, variant)
   config_lib.validate(config)
-  assert config.name == "mnist_rate_ep"
-  assert config.model == "rate_ep"
+  assert config.name == name
+  assert config.model == model
   assert len(config.learning_rates) == len(config.layer_sizes) - 1
+
+
+# EqSpike's own fields, on configs/mnist_eqspike.py:quick.
+INVALID_EQSPIKE = [
+    ("gamma 0", _set(gamma=0.0), "gamma"),
+    ("gamma above 1", _set(gamma=1.5), "gamma"),
+    ("unknown spike mode", _set(spike_mode="poisson"), "spike_mode"),
+    ("unknown input mode", _set(input_mode="voltage"), "input_mode"),
+    ("unknown pairing", _set(pairing="later"), "pairing"),
+    ("debias with next-step pairing", _set(debias=True, pairing="next_step"), "debias"),
+    ("spike count over more than the free phase",
+     _set(readout="spike_count", readout_steps=1000), "readout_steps"),
+    ("contrast longer than the free phase",
+     _set(nudging="one_sided", t_nudge=100, t_free=60), "t_nudge"),
+    ("negative num_devices", _set(num_devices=-1), "num_devices"),
+]
+
+
+@pytest.mark.parametrize("case,mutate,field", INVALID_EQSPIKE,
+                         ids=[case for case, _, _ in INVALID_EQSPIKE])
+def test_invalid_eqspike_config_raises_naming_the_field(load_config, case, mutate, field):
+  del case
+  config = load_config("mnist_eqspike", "quick")
+  mutate(config)
+  with pytest.raises(ValueError, match=rf"^config\.{re.escape(field)} = "):
+    config_lib.validate(config)
 
 
 def test_quick_variant_is_small(load_config):
