@@ -277,6 +277,35 @@ def restore_checkpoint(manager, state: TrainState) -> Tuple[TrainState, List[dic
   return restored["state"], list(restored["history"] or [])
 
 
+def load_config_json(workdir: str) -> ml_collections.ConfigDict:
+  """The config a run in ``workdir`` was trained with (its ``config.json``)."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path} does not exist: {workdir!r} is not the workdir of a run. "
+                            f"Train one with python -m launch.train --config configs/NAME.py "
+                            f"--workdir {workdir}.")
+  with open(path) as f:
+    config = ml_collections.ConfigDict(json.load(f))
+  # JSON turns tuples into lists; the network code indexes them either way, but keep the types.
+  config.layer_sizes = tuple(config.layer_sizes)
+  config.learning_rates = tuple(config.learning_rates)
+  return config
+
+
+def load_trained(workdir: str) -> Tuple[ml_collections.ConfigDict, Any, int]:
+  """``(config, params, step)`` of the last checkpoint of the run in ``workdir``."""
+  config = load_config_json(workdir)
+  # The optimizer state's structure does not depend on the schedule's length.
+  algorithm, optimizer = make_algorithm(config, total_steps=1)
+  with _quiet():
+    manager = _checkpoint_manager(workdir)
+  if manager.latest_step() is None:
+    raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints: train the run (or let it "
+                            f"reach its first epoch) before loading it.")
+  state, _ = restore_checkpoint(manager, init_state(config, algorithm, optimizer))
+  return config, state.params, int(state.step)
+
+
 # ================================================================================================
 # The loop.
 # ================================================================================================
