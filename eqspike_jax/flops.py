@@ -57,7 +57,7 @@ def _num_nudged_phases(config) -> int:
   return 2 if config.nudging == "symmetric" else 1
 
 
-def _dynamics_matmuls(sizes: Sequence[int], rows: int, steps: int, phase: str) -> List[Matmul]:
+def dynamics_matmuls(sizes: Sequence[int], rows: int, steps: int, phase: str) -> List[Matmul]:
   """Products of ``steps`` calls of ``rate_ep.step`` on ``rows`` examples.
 
   The drive of the first free layer comes from the input, precomputed by the caller; every
@@ -121,8 +121,8 @@ def _eqspike_matmuls(config: ml_collections.ConfigDict) -> List[Matmul]:
     rows = batch if config.input_mode == "current" else batch * steps
     return Matmul(name, "input_drive", rows, sizes[0], sizes[1], 1)
 
-  out = [drive("free input drive", t_free)] + _dynamics_matmuls(sizes, batch, t_free, "free")
-  out += _dynamics_matmuls(sizes, batch * phases, t_nudge, "nudged")
+  out = [drive("free input drive", t_free)] + dynamics_matmuls(sizes, batch, t_free, "free")
+  out += dynamics_matmuls(sizes, batch * phases, t_nudge, "nudged")
   if online:
     # The weights move at every nudged step: the drive and the rule come once per step.
     out.append(Matmul("nudged input drive", "input_drive", batch, sizes[0], sizes[1], t_nudge))
@@ -141,17 +141,17 @@ def step_matmuls(config: ml_collections.ConfigDict) -> List[Matmul]:
   sizes = tuple(config.layer_sizes)
   batch = config.batch_size
   drive = Matmul("input drive x@W0", "input_drive", batch, sizes[0], sizes[1], 1)
-  free = _dynamics_matmuls(sizes, batch, config.t_free, "free")
+  free = dynamics_matmuls(sizes, batch, config.t_free, "free")
   if config.update_mode == "online":
     # C-EP moves W0 at every nudged step, so the drive is recomputed at each of them, and the
     # per-step contrast is one contrast_gradient per nudged step.
     nudged_drive = Matmul("nudged input drive x@W0", "input_drive", batch, sizes[0], sizes[1],
                           config.t_nudge)
-    nudged = _dynamics_matmuls(sizes, batch, config.t_nudge, "nudged")
+    nudged = dynamics_matmuls(sizes, batch, config.t_nudge, "nudged")
     return [drive, nudged_drive] + free + nudged + _update_matmuls(sizes, batch, config.t_nudge)
   # Symmetric nudging runs both nudged phases in one vmap: products of 2B rows, same total.
   rows = batch * _num_nudged_phases(config)
-  nudged = _dynamics_matmuls(sizes, rows, config.t_nudge, "nudged")
+  nudged = dynamics_matmuls(sizes, rows, config.t_nudge, "nudged")
   return [drive] + free + nudged + _update_matmuls(sizes, batch, 1)
 
 

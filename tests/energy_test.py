@@ -1,0 +1,335 @@
+"""The energy model: arithmetic by hand, event counts of a hand-built network, the report, and the
+launcher end to end on a tiny trained run."""
+
+import json
+import os
+import sys
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from eqspike_jax import config_lib
+from eqspike_jax import energy
+from eqspike_jax import train
+from eqspike_jax.network import Layer
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(name="cfg")
+def energy_config(load_config):
+  return load_config("energy")
+
+
+def tiny_run(nudging="symmetric", batch_size=2):
+  """A 2-2-1 EqSpike network, gamma 1, T_free 4, T_nudge 2 (the run whose counts follow)."""
+  c = config_lib.base_config()
+  c.model, c.layer_sizes, c.learning_rates = "eqspike", (2, 2, 1), (1e-3, 1e-3)
+  c.gamma, c.t_free, c.t_nudge, c.beta = 1.0, 4, 2, 0.5
+  c.nudging, c.pairing, c.batch_size = nudging, "same_step", batch_size
+  config_lib.validate(c)
+  return c
+
+
+# Per example, symmetric nudging, input x = [1, 0.5] (see test_measured_counts_by_hand):
+# free: 6 input spikes x fan-out 2 + 3 hidden spikes x fan-out 1 = 15 SOPs, 4 steps x 3 neurons;
+# each of the two nudged phases: 3 input spikes x 2 + 2 hidden x 1 = 8 SOPs, 2 x 3 neuron
+# updates, 3 x 2 writes of W0 + 2 x 1 writes of W1 = 8 synaptic updates.
+TINY_COUNTS = {"free/synaptic_ops": 15.0, "free/neuron_updates": 12.0,
+               "nudged/synaptic_ops": 16.0, "nudged/neuron_updates": 12.0,
+               "nudged/synaptic_updates": 16.0}
+
+
+# ================================================================================================
+# (a) Arithmetic by hand.
+# ================================================================================================
+
+
+def test_neuromorphic_energy_by_hand(cfg):
+  chips = energy.neuromorphic_profiles(cfg)
+  loihi_inf = energy.neuromorphic_inference(TINY_COUNTS, chips["loihi"])
+  assert loihi_inf.total == pytest.approx(15 * 23.6 + 12 * 52)
+  loihi = energy.neuromorphic_training(TINY_COUNTS, chips["loihi"])
+  assert loihi.total == pytest.approx(15 * 23.6 + 12 * 52 + 16 * 23.6 + 12 * 52 + 16 * 120)
+  assert dict(loihi.terms)["synaptic_updates"] == pytest.approx(16 * 120)
+  odin = energy.neuromorphic_training(TINY_COUNTS, chips["odin"])
+  assert energy.neuromorphic_inference(TINY_COUNTS, chips["odin"]).total == pytest.approx(
+      15 * 12.7 + 12 * 52)
+  assert odin.total == pytest.approx(15 * 12.7 + 12 * 52 + 16 * 12.7 + 12 * 52 + 16 * 120)
+  # A one-sided run with a free contrast also writes weights in the free phase's tail.
+  one_sided = {**TINY_COUNTS, "free/synaptic_updates": 5.0}
+  assert energy.neuromorphic_training(one_sided, chips["loihi"]).total == pytest.approx(
+      loihi.total + 5 * 120)
+
+
+def test_neuromorphic_energy_names_missing_counts(cfg):
+  chip = energy.neuromorphic_profiles(cfg)["loihi"]
+  with pytest.raises(KeyError, match="nudged/synaptic_updates"):
+    energy.neuromorphic_training({k: v for k, v in TINY_COUNTS.items()
+                                  if k != "nudged/synaptic_updates"}, chip)
+
+
+def tiny_scenario(nudged_phases=1, batch=2, dram=True):
+  return energy.GpuScenario("tiny", t_free=4, t_nudge=2, nudged_phases=nudged_phases,
+                            batch=batch, dram=dram)
+
+
+def test_gpu_counts_by_hand(cfg):
+  """Network 3-2-1 (W0 3x2, W1 2x1, 3 biases: 11 parameters, 3 free units), T 4 + 2, B 2.
+
+  MACs: drive x@W0 3*2 = 6 once; per step W1 forward 2*1 and W1^T feedback 1*2 = 4; update:
+  x^T d for W0 3*2 = 6 and two outer products for W1 2*2*1 = 4. Neuron updates: 3 per step.
+  """
+  model = energy.gpu_model(cfg)
+  inference = energy.gpu_counts((3, 2, 1), tiny_scenario(), model, training=False)
+  assert inference == {
+      "macs/input_drive": 6, "macs/dynamics": 4 * 4,
+      "mults/neurons": 3 * 4 * 3, "adds/neurons": 4 * 4 * 3,
+      "dram/weights": (6 + 4 * (2 + 3)) / 2,  # W0 once, W1 and the biases per step; / batch.
+      "dram/input": 3,
+      "dram/states": 4 * (2 * 3 + 2) + 2}  # Per step: states read + written, the drive read.
+  training = energy.gpu_counts((3, 2, 1), tiny_scenario(), model, training=True)
+  assert training == {
+      "macs/input_drive": 6, "macs/dynamics": 6 * 4, "macs/update": 6 + 4,
+      "mults/neurons": 3 * 6 * 3, "adds/neurons": 4 * 6 * 3,
+      "mults/optimizer": 10 * 11 / 2, "adds/optimizer": 4 * 11 / 2,
+      "dram/weights": (6 + 6 * (2 + 3)) / 2, "dram/input": 2 * 3,
+      "dram/states": 6 * (2 * 3 + 2) + 2 + 2 * 3, "dram/optimizer": 8 * 11 / 2}
+  symmetric = energy.gpu_counts((3, 2, 1), tiny_scenario(nudged_phases=2), model, True)
+  assert symmetric["macs/dynamics"] == (4 + 2 * 2) * 4
+  assert symmetric["macs/update"] == 6 + 4  # Still one contrast.
+  compute_only = energy.gpu_counts((3, 2, 1), tiny_scenario(dram=False), model, True)
+  assert not [k for k in compute_only if k.startswith("dram/")]
+
+
+def test_gpu_energy_by_hand(cfg):
+  gpu, model = energy.gpu_profile(cfg), energy.gpu_model(cfg)
+  counts = energy.gpu_counts((3, 2, 1), tiny_scenario(), model, training=False)
+  e = energy.gpu_energy(counts, gpu)
+  assert e.total == pytest.approx(
+      (6 + 16) * (3.7 + 0.9) + 36 * 3.7 + 48 * 0.9 + (13 + 3 + 34) * 640)
+  assert dict(e.terms)["dram/weights"] == pytest.approx(13 * 640)
+  batch1 = energy.gpu_energy(energy.gpu_counts((3, 2, 1), tiny_scenario(batch=1), model, False),
+                             gpu)
+  assert batch1.total - e.total == pytest.approx((6 + 4 * 5) / 2 * 640)  # Unshared weights.
+
+
+def test_gpu_scenarios(cfg):
+  run = tiny_run()
+  names = [s.name for s in energy.gpu_scenarios(cfg, run)]
+  assert names == [f"{s}/{m}" for s in ("rate_ep_steps", "eqspike_steps")
+                   for m in ("compute_only", "batch1_dram", "batch2_dram")]
+  reference, like_for_like = energy.gpu_scenarios(cfg, run)[0], energy.gpu_scenarios(cfg, run)[3]
+  assert (reference.t_free, reference.t_nudge, reference.nudged_phases) == (30, 10, 1)
+  assert (like_for_like.t_free, like_for_like.t_nudge, like_for_like.nudged_phases) == (4, 2, 2)
+
+
+# ================================================================================================
+# (b) Event counts of a hand-built network.
+# ================================================================================================
+
+
+def hand_built_params():
+  """No synaptic weights: hidden unit 0 sits at u = 1 (bias 1, gamma 1) and spikes at every
+  step from the second on; hidden unit 1 and the output are held silent by a bias of -5."""
+  return (Layer(w=jnp.zeros((2, 2)), b=jnp.array([1.0, -5.0])),
+          Layer(w=jnp.zeros((2, 1)), b=jnp.array([-5.0])))
+
+
+@pytest.mark.parametrize("nudging", ["symmetric", "one_sided"])
+def test_measured_counts_by_hand(cfg, nudging):
+  """Examples A = [1, 0.5], B = [0, 0], A again, in batches of 2 (the last one smaller).
+
+  Input trains of A: pixel 0 spikes at every step, pixel 1 at steps 1, 3, 5; over the free
+  steps 0-3 that is 4 + 2 spikes, over the nudged steps 4-5, 2 + 1. Hidden unit 0 spikes at
+  steps 1-3 of the free phase (3) and at both nudged steps (2); fan-outs: input 2, hidden 1.
+  B has no input spikes. Per example, free SOPs: A 6*2 + 3 = 15, B 3; per nudged phase: A
+  3*2 + 2 = 8, B 2; synaptic updates per nudged phase: A 3*2 + 2*1 = 8, B 2; one-sided with
+  the free contrast also writes over free steps 2-3: A (2 + 1)*2 + 2 = 8, B 2.
+  """
+  run = tiny_run(nudging)
+  images = np.array([[1.0, 0.5], [0.0, 0.0], [1.0, 0.5]], np.float32)
+  counts = energy.measure_events(hand_built_params(), run, images, np.zeros(3, np.int32),
+                                 batch_size=2)
+  phases = 2 if nudging == "symmetric" else 1
+  mean = lambda a, b: (2 * a + b) / 3  # Two A, one B: the last batch weighs 1, not 2.
+  expected = {
+      "free/spikes/layer0": mean(6, 0), "free/spikes/layer1": 3, "free/spikes/layer2": 0,
+      "free/synaptic_ops": mean(15, 3), "free/neuron_updates": 4 * 3}
+  assert counts.inference == pytest.approx(expected)
+  expected.update({
+      "nudged/spikes/layer0": phases * mean(3, 0), "nudged/spikes/layer1": phases * 2,
+      "nudged/spikes/layer2": 0, "nudged/synaptic_ops": phases * mean(8, 2),
+      "nudged/neuron_updates": phases * 2 * 3, "nudged/synaptic_updates": phases * mean(8, 2)})
+  if nudging == "one_sided":
+    expected["free/synaptic_updates"] = mean(8, 2)
+  assert counts.training == pytest.approx(expected)
+
+  loihi = energy.neuromorphic_profiles(cfg)["loihi"]
+  updates = phases * 6 + (6 if nudging == "one_sided" else 0)
+  assert energy.neuromorphic_training(counts.training, loihi).total == pytest.approx(
+      11 * 23.6 + 12 * 52 + phases * 6 * 23.6 + phases * 6 * 52 + updates * 120)
+
+
+def test_counts_from_summary(tmp_path):
+  events = {**TINY_COUNTS, "free/spikes/layer0": 6.0}
+  (tmp_path / "summary.json").write_text(json.dumps({"events_per_example_last_epoch": events}))
+  counts = energy.counts_from_summary(str(tmp_path))
+  assert counts.training == events
+  assert counts.inference == {"free/synaptic_ops": 15.0, "free/neuron_updates": 12.0,
+                              "free/spikes/layer0": 6.0}
+  with pytest.raises(FileNotFoundError, match="summary.json"):
+    energy.counts_from_summary(str(tmp_path / "nowhere"))
+
+
+# ================================================================================================
+# (c, d, e) The report: ratios, overridden constants, a measured GPU.
+# ================================================================================================
+
+
+def tiny_counts():
+  return energy.EventCounts({k: v for k, v in TINY_COUNTS.items() if k.startswith("free/")},
+                            TINY_COUNTS, "by hand")
+
+
+def test_report_ratios_match_its_energies(cfg):
+  report = energy.build_report(tiny_counts(), tiny_run(), cfg)
+  json.dumps(report)  # Plain JSON types only.
+  assert set(report["ratios"]) == set(report["gpu"]) and len(report["gpu"]) == 6
+  for name, entry in report["gpu"].items():
+    for phase in ("inference", "training"):
+      assert entry[phase]["total_pj"] == pytest.approx(sum(entry[phase]["terms_pj"].values()))
+      for chip in ("loihi", "odin"):
+        assert report["ratios"][name][chip][phase] == pytest.approx(
+            entry[phase]["total_pj"] / report["neuromorphic"][chip][phase]["total_pj"])
+  loihi = report["neuromorphic"]["loihi"]
+  assert loihi["inference"]["total_pj"] == pytest.approx(15 * 23.6 + 12 * 52)
+  gpu = report["gpu"]
+  # Sharing each weight read over the batch saves energy; arithmetic alone is a lower bound.
+  assert (gpu["eqspike_steps/batch1_dram"]["training"]["total_pj"]
+          > gpu["eqspike_steps/batch2_dram"]["training"]["total_pj"]
+          > gpu["eqspike_steps/compute_only"]["training"]["total_pj"])
+  assert report["paper"]["inference_ratio"] == 1e3 and report["paper"]["training_ratio"] == 1e2
+  table = energy.format_table(report)
+  assert "loihi.e_sop" in table and "Davies et al. 2018" in table
+  assert "eqspike_steps/batch1_dram" in table and "~1e+03 inference" in table
+
+
+def test_overriding_a_constant_changes_the_result(cfg):
+  before = energy.build_report(tiny_counts(), tiny_run(), cfg)
+  cfg.loihi.e_sop.value = 30.0
+  cfg.gpu.e_dram.value = 100.0
+  after = energy.build_report(tiny_counts(), tiny_run(), cfg)
+  loihi = lambda r: r["neuromorphic"]["loihi"]["inference"]["total_pj"]
+  assert loihi(after) - loihi(before) == pytest.approx(15 * (30.0 - 23.6))
+  assert after["constants"]["loihi.e_sop"]["value"] == 30.0
+  assert (after["neuromorphic"]["odin"] == before["neuromorphic"]["odin"])
+  gpu = lambda r, s: r["gpu"][s]["inference"]["total_pj"]
+  assert gpu(after, "rate_ep_steps/compute_only") == gpu(before, "rate_ep_steps/compute_only")
+  assert gpu(after, "rate_ep_steps/batch1_dram") < gpu(before, "rate_ep_steps/batch1_dram")
+  cfg.gpu_model.batch_size = 7
+  assert "rate_ep_steps/batch7_dram" in energy.build_report(tiny_counts(), tiny_run(), cfg)["gpu"]
+  cfg.loihi.e_neuron.value = -1.0
+  with pytest.raises(ValueError, match="loihi.e_neuron"):
+    energy.build_report(tiny_counts(), tiny_run(), cfg)
+
+
+def test_measured_gpu(cfg):
+  assert energy.measured_energy(0.0, 1000.0) is None
+  assert energy.measured_energy(300.0, 0.0) is None
+  assert energy.measured_energy(300.0, 1e4) == pytest.approx(300.0 / 1e4 * 1e12)  # 30 mJ.
+  with pytest.raises(ValueError, match=">= 0"):
+    energy.measured_energy(-1.0, 10.0)
+  assert "measured" not in energy.build_report(tiny_counts(), tiny_run(), cfg)["gpu"]
+
+  cfg.gpu_measured.power_w, cfg.gpu_measured.inference_samples_per_s = 250.0, 5e4
+  report = energy.build_report(tiny_counts(), tiny_run(), cfg)
+  assert report["gpu"]["measured"]["inference"]["total_pj"] == pytest.approx(250.0 / 5e4 * 1e12)
+  assert report["gpu"]["measured"]["training"] is None
+  ratios = report["ratios"]["measured"]["odin"]
+  assert ratios["inference"] == pytest.approx(250.0 / 5e4 * 1e12 / (15 * 12.7 + 12 * 52))
+  assert ratios["training"] is None
+  assert "measured" in energy.format_table(report)
+
+
+# ================================================================================================
+# (f) End to end on a tiny trained run.
+# ================================================================================================
+
+TINY_T_FREE, TINY_T_NUDGE = 20, 8
+
+
+@pytest.fixture(name="trained_workdir", scope="module")
+def trained_workdir_fixture(tmp_path_factory, mnist_data_dir):
+  from conftest import load_config  # pylint: disable=g-import-not-at-top
+  config = load_config("mnist_eqspike", "quick")
+  config.update(dict(train_subset=200, eval_subset=100, num_epochs=1, batch_size=50,
+                     steps_per_call=4, t_free=TINY_T_FREE, t_nudge=TINY_T_NUDGE,
+                     data_dir=mnist_data_dir, download=False))
+  workdir = str(tmp_path_factory.mktemp("energy") / "run")
+  train.train_and_evaluate(config, workdir)
+  return workdir
+
+
+def test_report_for_workdir(trained_workdir, cfg):
+  cfg.num_examples, cfg.batch_size = 20, 20
+  report = energy.report_for_workdir(trained_workdir, cfg)
+  json.dumps(report)
+  counts = report["counts"]
+  assert counts["source"] == "measured on 20 mnist test examples"
+  assert report["run"]["step"] == 4
+  free = 512 + 10
+  assert counts["inference"]["free/neuron_updates"] == TINY_T_FREE * free
+  assert counts["training"]["nudged/neuron_updates"] == 2 * TINY_T_NUDGE * free  # Symmetric.
+  # Deterministic spikes: the free phase of training is the inference run.
+  for key, value in counts["inference"].items():
+    assert counts["training"][key] == pytest.approx(value)
+  # Every input spike reaches the 512 hidden units.
+  assert counts["inference"]["free/synaptic_ops"] >= 512 * counts["inference"][
+      "free/spikes/layer0"] > 0
+  assert counts["training"]["nudged/synaptic_updates"] > 0
+  chip = report["neuromorphic"]["loihi"]["inference"]
+  assert chip["total_pj"] == pytest.approx(counts["inference"]["free/synaptic_ops"] * 23.6
+                                           + TINY_T_FREE * free * 52)
+
+
+def test_report_refuses_other_runs(tmp_path, cfg):
+  with pytest.raises(FileNotFoundError, match="does not exist"):
+    energy.report_for_workdir(str(tmp_path / "nowhere"), cfg)
+  rate = tmp_path / "rate"
+  rate.mkdir()
+  (rate / "config.json").write_text(config_lib.base_config().to_json())
+  with pytest.raises(ValueError, match="'rate_ep' run"):
+    energy.report_for_workdir(str(rate), cfg)
+  empty = tmp_path / "empty"
+  empty.mkdir()
+  c = tiny_run()
+  (empty / "config.json").write_text(c.to_json())
+  with pytest.raises(FileNotFoundError, match="no checkpoint"):
+    energy.report_for_workdir(str(empty), cfg)
+
+
+def test_launcher_main(trained_workdir, tmp_path, capsys, monkeypatch):
+  """``launch/energy.py``'s main as the command line runs it (in process: no second start-up)."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from launch import energy as launcher  # pylint: disable=g-import-not-at-top
+  output = str(tmp_path / "out" / "energy.json")
+  argv = ["launch.energy", "--workdir", trained_workdir, "--output", output,
+          "--energy", os.path.join(REPO_ROOT, "configs", "energy.py"),
+          "--energy.num_examples=20", "--energy.batch_size=20", "--energy.loihi.e_sop.value=30"]
+  monkeypatch.setattr(sys, "argv", argv)  # config_flags finds its overrides in sys.argv.
+  flags.FLAGS(argv)
+  try:
+    launcher.main(argv[:1])
+  finally:
+    flags.FLAGS.unparse_flags()
+  printed = capsys.readouterr().out
+  assert "Ratio GPU / neuromorphic" in printed and "loihi.e_sop" in printed
+  with open(output) as f:
+    report = json.load(f)
+  with open(os.path.join(trained_workdir, "energy.json")) as f:
+    assert json.load(f) == report
+  assert report["constants"]["loihi.e_sop"]["value"] == 30.0
+  assert report["network"]["t_free"] == TINY_T_FREE
+  assert report["counts"]["source"] == "measured on 20 mnist test examples"
