@@ -78,20 +78,53 @@ def step_key(seed: int) -> chex.PRNGKey:
 AXIS = "devices"  # The mesh axis the batch is split over.
 
 
+def initialize_distributed(coordinator_address: Optional[str] = None,
+                           num_processes: Optional[int] = None,
+                           process_id: Optional[int] = None) -> None:
+  """Joins a multi-process (multi-host) run; call it before anything touches a device.
+
+  Every process runs the same command on the same workdir (a filesystem they all see, as orbax
+  needs), loads the whole (small) dataset and feeds its own devices their slice of every global
+  batch. Without arguments JAX finds the cluster itself (SLURM, Cloud TPU, ...); otherwise give
+  the first process's ``host:port`` and each process's index. On CPUs the collectives go
+  through gloo.
+  """
+  # Only the CPU backend reads this; accelerators bring their own collectives.
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.distributed.initialize(coordinator_address=coordinator_address,
+                             num_processes=num_processes, process_id=process_id)
+  logging.info("Process %d of %d; devices: %s", jax.process_index(), jax.process_count(),
+               jax.devices())
+
+
 def make_mesh(num_devices: int) -> Optional[jax.sharding.Mesh]:
-  """A 1-D mesh of the first ``num_devices`` local devices; None for one device."""
+  """A 1-D mesh of the first ``num_devices`` devices of every process; None for one device.
+
+  With several processes (``jax.distributed.initialize``) the mesh spans all their devices, so
+  every global batch is split over every host's devices.
+  """
   if num_devices == 1:
     return None
   # Auto axes let jit split each chunk's index array across the devices as it goes in.
   return jax.make_mesh((num_devices,), (AXIS,), axis_types=(jax.sharding.AxisType.Auto,),
-                       devices=jax.local_devices()[:num_devices])
+                       devices=jax.devices()[:num_devices])
 
 
 def replicate(tree, mesh: Optional[jax.sharding.Mesh]):
-  """Places ``tree`` on every device of ``mesh`` once, so no call copies it again."""
+  """Places ``tree`` on every device of ``mesh`` once, so no call copies it again.
+
+  Every process holds the same values (the same data, the same seed), so each fills its own
+  devices from its copy; this also works when the mesh spans several hosts.
+  """
   if mesh is None:
     return jax.tree.map(jnp.asarray, tree)
-  return jax.device_put(tree, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
+  sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+
+  def put(leaf):
+    value = np.asarray(leaf)
+    return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
+
+  return jax.tree.map(put, tree)
 
 
 def make_train_chunk(algorithm, num_classes: int,
@@ -132,12 +165,16 @@ def make_train_chunk(algorithm, num_classes: int,
 
 
 def resolve_num_devices(config) -> int:
-  """``config.num_devices``, 0 meaning every local device; checks that the batch divides."""
-  available = jax.local_device_count()
+  """``config.num_devices``, 0 meaning every device (of every process); checks the batch divides."""
+  available = jax.device_count()
   n = config.num_devices or available
   if n > available:
-    raise ValueError(f"config.num_devices = {config.num_devices}: only {available} local "
-                     f"devices are visible ({jax.local_devices()}).")
+    raise ValueError(f"config.num_devices = {config.num_devices}: only {available} devices are "
+                     f"visible ({jax.devices()}).")
+  if jax.process_count() > 1 and n != available:
+    raise ValueError(f"config.num_devices = {config.num_devices}: a run over "
+                     f"{jax.process_count()} processes uses all {available} of their devices; "
+                     f"set num_devices to 0.")
   if config.batch_size % n:
     raise ValueError(f"config.batch_size = {config.batch_size} does not divide over {n} devices "
                      f"(config.num_devices = {config.num_devices}, 0 meaning all): choose a "
@@ -326,7 +363,7 @@ def make_summary(config: Dict[str, Any], history: List[dict], sha: str,
       "git_sha": sha,
       "seed": config.get("seed"),
       "config": config,
-      "devices": [str(d) for d in jax.local_devices()[:config.get("num_devices") or None]],
+      "devices": [str(d) for d in jax.devices()[:config.get("num_devices") or None]],
       "test_accuracy_per_epoch": [r["test_accuracy"] for r in history],
       "final_test_accuracy": history[-1]["test_accuracy"] if history else None,
       "best_test_accuracy": max((r["test_accuracy"] for r in history), default=None),
@@ -356,6 +393,13 @@ def summarize_workdir(workdir: str, command: str = "") -> Dict[str, Any]:
                       command or info["command"])
 
 
+class _NullWriter:
+  """The TensorBoard writer of the processes that do not write (all but the first)."""
+
+  def __getattr__(self, name):
+    return lambda *args, **kwargs: None
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        command: Optional[str] = None) -> Dict[str, Any]:
   """Trains ``config`` in ``workdir`` (resuming from its last checkpoint) and returns the summary.
@@ -366,12 +410,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   config_lib.validate(config)
   os.makedirs(workdir, exist_ok=True)
   check_same_run(config, workdir)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(config.to_json_best_effort(indent=2))
+  # In a multi-process run every process computes the same thing; the first one writes the files
+  # (orbax coordinates the checkpoints itself, so every process saves).
+  primary = jax.process_index() == 0
   sha = git_sha()
   command = command or " ".join(sys.argv)
-  with open(os.path.join(workdir, "run_info.json"), "w") as f:
-    json.dump({"git_sha": sha, "command": command, "seed": config.seed}, f)
+  if primary:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json_best_effort(indent=2))
+    with open(os.path.join(workdir, "run_info.json"), "w") as f:
+      json.dump({"git_sha": sha, "command": command, "seed": config.seed,
+                 "processes": jax.process_count()}, f)
   logging.info("seed %d, git %s, config:\n%s", config.seed, sha, config)
 
   # ---------------------------------------------------------------- data
@@ -398,7 +447,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   with _quiet():
     manager = _checkpoint_manager(workdir)
   state, history = restore_checkpoint(manager, init_state(config, algorithm, optimizer))
-  writer = tensorboard.SummaryWriter(os.path.join(workdir, "tensorboard"))
+  writer = (tensorboard.SummaryWriter(os.path.join(workdir, "tensorboard")) if primary
+            else _NullWriter())
   if not history:
     writer.text("config", f"seed {config.seed}, git {sha}\n\n```\n{config}\n```", step=0)
 
@@ -460,6 +510,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   writer.close()
 
   summary = make_summary(json.loads(config.to_json_best_effort()), history, sha, command)
-  with open(os.path.join(workdir, "summary.json"), "w") as f:
-    json.dump(summary, f, indent=2)
+  if primary:
+    with open(os.path.join(workdir, "summary.json"), "w") as f:
+      json.dump(summary, f, indent=2)
   return summary
