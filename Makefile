@@ -9,7 +9,7 @@ WORKDIR ?= runs/$(basename $(notdir $(CONFIG)))
 # The prepared TFDS directory beside the checkout, unless the caller points elsewhere.
 export TFDS_DATA_DIR ?= $(abspath ../shared/tensorflow_datasets)
 
-.PHONY: install train test bench clean
+.PHONY: install train test bench figures clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ test: install
 
 bench: install
 	$(PY) -m benchmarks.throughput --config $(CONFIG)
+
+# Reruns every notebook at full settings and rewrites colabs/figures/ (about 1.5 minutes); the
+# rasters, energy and STDP notebooks read the trained network of `make train` (runs/mnist_eqspike).
+figures: install
+	$(PY) -m eqspike_jax.notebooks colabs/*.py
 
 clean:
 	rm -rf $(VENV) runs *.egg-info

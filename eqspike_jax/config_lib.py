@@ -1,5 +1,8 @@
 """Defaults shared by the experiment configs, and validation of a config before any work."""
 
+import importlib.util
+import os
+
 import ml_collections
 
 from eqspike_jax import network, optim, rate_ep
@@ -153,3 +156,18 @@ def validate(c: ml_collections.ConfigDict) -> None:
             f"the last t_nudge steps of the free phase, so t_nudge must be <= t_free = {c.t_free}.")
   if c.train_subset and c.train_subset < c.batch_size:
     _fail("train_subset", c.train_subset, f"is smaller than one batch ({c.batch_size}).")
+
+
+def from_file(path: str, variant: str = "") -> ml_collections.ConfigDict:
+  """``get_config([variant])`` of a config file, as ``--config PATH[:variant]`` reads it.
+
+  ``configs/`` is not a package, so notebooks and tests load its files by path.
+  """
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"no config file {path!r}; the configs are in configs/.")
+  name = os.path.splitext(os.path.basename(path))[0]
+  spec = importlib.util.spec_from_file_location(f"configs.{name}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  # config_flags calls get_config() without an argument when no variant is given.
+  return module.get_config(variant) if variant else module.get_config()

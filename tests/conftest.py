@@ -1,6 +1,5 @@
 """Fixtures shared by the tests: configs by file name, float64, MNIST on disk."""
 
-import importlib.util
 import os
 import shutil
 import tempfile
@@ -8,6 +7,7 @@ import tempfile
 import jax
 import pytest
 
+from eqspike_jax import config_lib
 from eqspike_jax import data as data_lib
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,13 +38,8 @@ def pytest_unconfigure(config):
 
 
 def load_config(name: str, variant: str = ""):
-  """``configs/NAME.py[:variant]`` as ``--config`` reads it (``configs/`` is not a package)."""
-  path = os.path.join(CONFIGS_DIR, f"{name}.py")
-  spec = importlib.util.spec_from_file_location(f"configs.{name}", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  # config_flags calls get_config() without an argument when no variant is given.
-  return module.get_config(variant) if variant else module.get_config()
+  """``configs/NAME.py[:variant]`` as ``--config`` reads it."""
+  return config_lib.from_file(os.path.join(CONFIGS_DIR, f"{name}.py"), variant)
 
 
 @pytest.fixture(name="load_config")
