@@ -18,10 +18,10 @@ def test_n_devices_equal_one_device(tmp_path, mnist_data_dir):
   result = json.loads(done.stdout.strip().splitlines()[-1])
   assert result["num_devices"] == 4
   steps = result["steps"]
-  for model in ("rate_ep", "eqspike"):
-    assert steps[f"{model}/moved"] > 1e-3, steps  # The steps changed the parameters...
+  for name in ("rate_ep", "rate_ep/symmetric", "rate_ep/online", "eqspike", "eqspike/online"):
+    assert steps[f"{name}/moved"] > 1e-3, steps  # The steps changed the parameters...
     for n in (2, 4):  # ...and N devices changed them as one device did, to float rounding.
-      assert steps[f"{model}/{n}"] < 1e-5, (model, n, steps)
+      assert steps[f"{name}/{n}"] < 1e-5, (name, n, steps)
   quick = result["quick"]
   assert quick["accuracy_1"] == quick["accuracy_2"], quick
   assert quick["params_diff"] < 1e-5, quick

@@ -15,7 +15,13 @@ from eqspike_jax import config_lib
 from eqspike_jax import train
 
 
-def tiny_config(model: str, num_devices: int):
+# (model, variant): the default update of each model, and the other paths that reduce over the
+# devices differently (online updates reduce at every nudged step).
+CASES = (("rate_ep", ""), ("rate_ep", "symmetric"), ("rate_ep", "online"), ("eqspike", ""),
+         ("eqspike", "online"))
+
+
+def tiny_config(model: str, num_devices: int, variant: str = ""):
   c = config_lib.base_config()
   c.model, c.num_devices = model, num_devices
   # SGD: Adam's first steps turn float-rounding differences of near-zero gradient entries into
@@ -26,12 +32,16 @@ def tiny_config(model: str, num_devices: int):
     c.t_free, c.t_nudge, c.beta, c.nudging = 12, 4, 0.5, "symmetric"
   else:
     c.t_free, c.t_nudge, c.beta = 8, 4, 0.5
+  if variant == "symmetric":
+    c.nudging = "symmetric"
+  elif variant == "online":
+    c.update_mode = "online"
   return c
 
 
-def params_after_steps(model: str, num_devices: int, steps: int = 3) -> list:
+def params_after_steps(model: str, num_devices: int, steps: int = 3, variant: str = "") -> list:
   """Parameters after ``steps`` training steps of the same global batches."""
-  c = tiny_config(model, num_devices)
+  c = tiny_config(model, num_devices, variant)
   algorithm, optimizer = train.make_algorithm(c)
   state = train.init_state(c, algorithm, optimizer)
   rng = np.random.default_rng(0)
@@ -62,11 +72,13 @@ def quick_run(workdir: str, num_devices: int):
 
 def main(tmp: str):
   out = {"num_devices": jax.local_device_count(), "steps": {}}
-  for model in ("rate_ep", "eqspike"):
-    one = params_after_steps(model, 1)
+  for model, variant in CASES:
+    name = f"{model}{'/' + variant if variant else ''}"
+    one = params_after_steps(model, 1, variant=variant)
     for n in (2, 4):
-      out["steps"][f"{model}/{n}"] = max_diff(one, params_after_steps(model, n))
-    out["steps"][f"{model}/moved"] = max_diff(one, params_after_steps(model, 1, steps=0))
+      out["steps"][f"{name}/{n}"] = max_diff(one, params_after_steps(model, n, variant=variant))
+    out["steps"][f"{name}/moved"] = max_diff(
+        one, params_after_steps(model, 1, steps=0, variant=variant))
   s1, p1 = quick_run(f"{tmp}/one", 1)
   s2, p2 = quick_run(f"{tmp}/two", 2)
   out["quick"] = {"accuracy_1": s1["test_accuracy_per_epoch"],
