@@ -15,7 +15,6 @@ from typing import Callable, NamedTuple, Optional, Tuple
 
 import chex
 import jax
-from jax import flatten_util
 import jax.numpy as jnp
 import optax
 
@@ -111,7 +110,7 @@ def free_phase(params: Params, x: chex.Array, dyn: Dynamics) -> Tuple[State, che
 # ----------------------------------------------------------------------------------------------
 
 def contrast_gradient(x: chex.Array, s_a: State, s_b: State, beta_a: chex.Numeric,
-                      beta_b: chex.Numeric, axis_name: Optional[str] = None) -> Params:
+                      beta_b: chex.Numeric) -> Params:
   """EP's estimate of ``dC/dtheta`` from two batched states reached at nudges ``beta_a, beta_b``.
 
   ``-(1 / (beta_a - beta_b)) [dPhi/dtheta(s_a) - dPhi/dtheta(s_b)]`` averaged over the batch, with
@@ -121,39 +120,22 @@ def contrast_gradient(x: chex.Array, s_a: State, s_b: State, beta_a: chex.Numeri
 
   It is written on the batch rather than per example because it is a reduction over the batch:
   a vmapped per-example version would materialise ``B`` outer products.
-
-  With ``axis_name`` the batch is this device's share of a global batch and the result is the
-  global average, the same on every device. The input layer's gradient, by far the largest
-  array, is not all-reduced: the devices exchange its two factors ``x`` and ``post_a - post_b``
-  (``B (n_0 + n_1)`` numbers instead of ``n_0 n_1``) and each computes the global product.
   """
   chex.assert_rank(x, 2)
   chex.assert_equal_shape_prefix([x, *s_a, *s_b], prefix_len=1)
   batch = x.shape[0]
-  if axis_name is not None:
-    batch = batch * jax.lax.psum(1, axis_name)
   scale = -1.0 / (batch * (beta_a - beta_b))
-  sums = []
+  grads = []
   for l in range(len(s_a)):
     post_a, post_b = s_a[l], s_b[l]
     if l == 0:
       # The input is clamped, the same in both states: one matmul instead of two.
-      pre, delta = x, post_a - post_b
-      if axis_name is not None:  # One collective for both factors.
-        both = jax.lax.all_gather(jnp.concatenate([pre, delta], 1), axis_name, tiled=True)
-        pre, delta = both[:, :x.shape[1]], both[:, x.shape[1]:]
-      dw = pre.T @ delta
+      dw = x.T @ (post_a - post_b)
     else:
       dw = s_a[l - 1].T @ post_a - s_b[l - 1].T @ post_b
-    sums.append(Layer(w=dw, b=jnp.sum(post_a - post_b, axis=0)))
-  if axis_name is not None:
-    # The other layers are small: one all-reduce of them all, as one vector.
-    flat, unravel = flatten_util.ravel_pytree(
-        ([layer.b for layer in sums], [layer.w for layer in sums[1:]]))
-    biases, weights = unravel(jax.lax.psum(flat, axis_name))
-    sums = [Layer(w=sums[0].w if l == 0 else weights[l - 1], b=biases[l])
-            for l in range(len(sums))]
-  return tuple(Layer(w=scale * layer.w, b=scale * layer.b) for layer in sums)
+    db = jnp.sum(post_a - post_b, axis=0)
+    grads.append(Layer(w=scale * dw, b=scale * db))
+  return tuple(grads)
 
 
 def signed_beta(beta: float, nudging: str, key: chex.PRNGKey) -> chex.Array:
@@ -164,12 +146,8 @@ def signed_beta(beta: float, nudging: str, key: chex.PRNGKey) -> chex.Array:
 
 
 def ep_gradient(params: Params, x: chex.Array, y: chex.Array, key: chex.PRNGKey, *,
-                dyn: Dynamics, beta: float, nudging: str,
-                axis_name: Optional[str] = None) -> Tuple[Params, dict]:
+                dyn: Dynamics, beta: float, nudging: str) -> Tuple[Params, dict]:
   """Free phase, nudged phase(s) and the EP gradient estimate for a batch.
-
-  With ``axis_name`` the gradient is the global batch's (``contrast_gradient``); the metrics stay
-  this device's.
 
   Returns:
     The gradient estimate (a pytree like ``params``) and per-batch metrics.
@@ -187,11 +165,11 @@ def ep_gradient(params: Params, x: chex.Array, y: chex.Array, key: chex.PRNGKey,
     s_pm, _ = two_phases(params, drive, s_free, y, betas, dyn.t_nudge, rho, dyn.unroll)
     s_plus = jax.tree.map(lambda a: a[0], s_pm)
     s_minus = jax.tree.map(lambda a: a[1], s_pm)
-    grads = contrast_gradient(x, s_plus, s_minus, beta, -beta, axis_name)
+    grads = contrast_gradient(x, s_plus, s_minus, beta, -beta)
   else:
     b = signed_beta(beta, nudging, key)
     s_nudged, _ = batched_phase(params, drive, s_free, y, b, dyn.t_nudge, rho, dyn.unroll)
-    grads = contrast_gradient(x, s_nudged, s_free, b, 0.0, axis_name)
+    grads = contrast_gradient(x, s_nudged, s_free, b, 0.0)
   return grads, free_phase_metrics(s_free[-1], y, residual)
 
 
@@ -214,11 +192,9 @@ def gradient_norms(grads: Params) -> dict:
 def accumulated_update(params, opt_state, x, y, key, *, dyn, beta, nudging, optimizer,
                        axis_name: Optional[str] = None):
   """Standard EP: the whole contrast is one gradient, handed to ``optimizer`` once per batch."""
-  grads, metrics = ep_gradient(params, x, y, key, dyn=dyn, beta=beta, nudging=nudging,
-                               axis_name=axis_name)
+  grads, metrics = ep_gradient(params, x, y, key, dyn=dyn, beta=beta, nudging=nudging)
   if axis_name is not None:
-    flat, unravel = flatten_util.ravel_pytree(metrics)
-    metrics = unravel(jax.lax.pmean(flat, axis_name))
+    grads, metrics = jax.lax.pmean((grads, metrics), axis_name)
   updates, opt_state = optimizer.update(grads, opt_state, params)
   params = optax.apply_updates(params, updates)
   return params, opt_state, {**metrics, **gradient_norms(grads)}
@@ -246,7 +222,9 @@ def online_update(params, opt_state, x, y, key, *, dyn, beta, nudging, optimizer
     params, opt_state, s, total = carry
     # The weights changed at the last step, so the input drive must be recomputed.
     s_next = batched_step(params, x @ params[0].w, s, y, b, rho)
-    grads = contrast_gradient(x, s_next, s, b, 0.0, axis_name)
+    grads = contrast_gradient(x, s_next, s, b, 0.0)
+    if axis_name is not None:
+      grads = jax.lax.pmean(grads, axis_name)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     params = optax.apply_updates(params, updates)
     total = jax.tree.map(jnp.add, total, grads)
