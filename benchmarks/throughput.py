@@ -21,7 +21,7 @@ import math
 import os
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
 from absl import app
 from absl import flags
@@ -30,6 +30,7 @@ import jax.numpy as jnp
 from ml_collections import config_flags
 import numpy as np
 
+from benchmarks.common import random_dataset, rate_stats, time_calls
 from eqspike_jax import config_lib
 from eqspike_jax import flops as flops_lib
 from eqspike_jax import train
@@ -58,33 +59,9 @@ PYTORCH_REFERENCE_SAMPLES_PER_S = 830.0
 # ================================================================================================
 
 
-def time_calls(fn: Callable[[], Any], repeats: int) -> List[float]:
-  """Wall seconds of ``repeats`` calls of ``fn``, each waited for with ``block_until_ready``."""
-  times = []
-  for _ in range(repeats):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn())
-    times.append(time.perf_counter() - t0)
-  return times
-
-
-def rate_stats(work: float, times: Sequence[float]) -> Dict[str, float]:
-  """``work`` per call over the timed calls: median, min and max rates."""
-  rates = [work / t for t in times]
-  return {"median": float(np.median(rates)), "min": float(min(rates)), "max": float(max(rates))}
-
-
 # ================================================================================================
 # The training step.
 # ================================================================================================
-
-
-def random_dataset(key, num_examples: int, num_inputs: int, num_classes: int):
-  """Images in [0, 1) and labels, on the device, like MNIST after ``data.load_split``."""
-  k_x, k_y = jax.random.split(key)
-  images = jax.random.uniform(k_x, (num_examples, num_inputs), jnp.float32)
-  labels = jax.random.randint(k_y, (num_examples,), 0, num_classes, jnp.int32)
-  return images, labels
 
 
 def cost_analysis_flops(compiled) -> Optional[float]:
