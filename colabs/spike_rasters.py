@@ -33,23 +33,14 @@ import sys
 
 IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB:
-  REPO_DIR = "/content/eqspike-jax"
-  if not os.path.exists(REPO_DIR):
+  if not os.path.exists("/content/eqspike-jax"):
     subprocess.run(["git", "clone", "--depth", "1",
-                    "https://github.com/eqspike-jax/eqspike-jax", REPO_DIR], check=True)
-  os.chdir(REPO_DIR)
+                    "https://github.com/eqspike-jax/eqspike-jax", "/content/eqspike-jax"],
+                   check=True)
+  os.chdir("/content/eqspike-jax")
   subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", ".[notebooks]"],
                  check=True)
-else:
-  REPO_DIR = os.getcwd()
-  while not os.path.exists(os.path.join(REPO_DIR, "setup.cfg")):
-    if os.path.dirname(REPO_DIR) == REPO_DIR:
-      raise FileNotFoundError(f"no setup.cfg above {os.getcwd()}: start the notebook inside "
-                              f"the eqspike-jax checkout.")
-    REPO_DIR = os.path.dirname(REPO_DIR)
-  os.chdir(REPO_DIR)
-# Paths below (configs/, WORKDIR, FIGURE_DIR) are relative to the repository root.
-sys.path.insert(0, REPO_DIR)
+  sys.path.insert(0, os.getcwd())  # The running kernel does not see the new install otherwise.
 
 # %%
 import tempfile
@@ -61,9 +52,13 @@ import numpy as np
 from eqspike_jax import config_lib
 from eqspike_jax import data as data_lib
 from eqspike_jax import eqspike
+from eqspike_jax import notebooks
 from eqspike_jax import plots
 from eqspike_jax import train
 from eqspike_jax import trajectories
+
+# configs/, runs/ and FIGURE_DIR below are relative to the repository root.
+notebooks.enter_repo_root()
 
 # %%
 QUICK = False  #@param {type:"boolean"}
@@ -182,5 +177,4 @@ display(Image(filename=path))
 # ones when there is none).
 
 # %%
-missing = [f for f in FIGURES if not os.path.exists(os.path.join(FIGURE_DIR, f))]
-assert not missing, f"figures not written: {missing}"
+notebooks.check_figures(FIGURE_DIR, FIGURES)
