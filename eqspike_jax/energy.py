@@ -516,6 +516,15 @@ def format_table(report: dict) -> str:
 # ================================================================================================
 
 
+def _run_sha(workdir: str) -> str:
+  """The git sha the run in ``workdir`` was trained at (its ``run_info.json``)."""
+  path = os.path.join(workdir, "run_info.json")
+  if not os.path.exists(path):
+    return "unknown"
+  with open(path) as f:
+    return json.load(f).get("git_sha", "unknown")
+
+
 def report_for_workdir(workdir: str, cfg: ml_collections.ConfigDict) -> dict:
   """Loads the EqSpike run in ``workdir``, counts its events and builds the report."""
   # The trainer brings orbax and TensorBoard, which the arithmetic above does not need.
@@ -542,7 +551,8 @@ def report_for_workdir(workdir: str, cfg: ml_collections.ConfigDict) -> dict:
   else:
     raise ValueError(f"counts = {cfg.counts!r}: must be 'measured' or 'summary'.")
   report = build_report(counts, run, cfg)
-  report["run"] = {"workdir": workdir, "config_name": run.get("name", ""), "step": step}
+  report["run"] = {"workdir": workdir, "config_name": run.get("name", ""), "step": step,
+                   "trained_at_git_sha": _run_sha(workdir), "measured_at_git_sha": train.git_sha()}
   return report
 
 

@@ -370,7 +370,8 @@ def report(workdir: str, num_examples: int = 2000, max_lag: int = 8,
   y = jax.nn.one_hot(split.labels, config.layer_sizes[-1], dtype=x.dtype)
   key = jax.random.PRNGKey(seed)
 
-  out = {"workdir": workdir, "config_name": config.name, "beta": config.beta,
+  out = {"workdir": workdir, "config_name": config.name, "step": step,
+         "measured_at_git_sha": train.git_sha(), "seed": seed, "beta": config.beta,
          "gamma": config.gamma, "pairing": config.pairing, "num_examples": int(x.shape[0]),
          "isolated": {}, "in_vivo": {}}
   for kind in KINDS:
