@@ -305,8 +305,8 @@ def measure_events(params, run: ml_collections.ConfigDict, images: np.ndarray,
                    source: str = "") -> EventCounts:
   """Event counts per example of ``params`` on ``images``, averaged over every example.
 
-  Inference: ``eqspike.free_phase`` and ``phase_events``. Training: one
-  ``eqspike.eqspike_gradient`` step at these (fixed) weights, its ``events/...`` metrics; an
+  Training: one ``eqspike.eqspike_gradient`` step at these (fixed) weights, its ``events/...``
+  metrics; inference: the free phase's part of them (``inference_counts``). An
   ``online`` run moves its weights during the nudged phase, which changes its counts only to
   first order in the learning rate.
   """
@@ -319,29 +319,34 @@ def measure_events(params, run: ml_collections.ConfigDict, images: np.ndarray,
 
   @jax.jit
   def batch_events(params, x, label, key):
-    k_free, k_train = jax.random.split(key)
-    s_in, _, trace = eqspike.free_phase(params, x, dyn, k_free)
-    inference = {f"free/{k}": v for k, v in
-                 eqspike.phase_events(params, s_in, trace, learning=False).items()}
     y = jax.nn.one_hot(label, num_classes, dtype=x.dtype)
     _, metrics = eqspike.eqspike_gradient(
-        params, x, y, k_train, dyn=dyn, beta=run.beta, nudging=run.nudging,
+        params, x, y, key, dyn=dyn, beta=run.beta, nudging=run.nudging,
         free_contrast=run.free_contrast, debias=run.debias)
-    training = {k[len("events/"):]: v for k, v in metrics.items() if k.startswith("events/")}
-    return inference, training
+    return {k[len("events/"):]: v for k, v in metrics.items() if k.startswith("events/")}
 
   key = jax.random.PRNGKey(seed)
-  inference, training, sizes = [], [], []
+  training, sizes = [], []
   for i, start in enumerate(range(0, len(images), batch_size)):
     # phase_events averages over its batch; the last, smaller batch is weighted by its size.
     x = jnp.asarray(images[start:start + batch_size])
     label = jnp.asarray(labels[start:start + batch_size])
-    inf, tr = jax.device_get(batch_events(params, x, label, jax.random.fold_in(key, i)))
-    inference.append(inf)
-    training.append(tr)
+    training.append(jax.device_get(batch_events(params, x, label, jax.random.fold_in(key, i))))
     sizes.append(len(x))
-  return EventCounts(_weighted_mean(inference, sizes), _weighted_mean(training, sizes),
+  training = _weighted_mean(training, sizes)
+  return EventCounts(inference_counts(training), training,
                      source or f"measured on {len(images)} examples")
+
+
+def inference_counts(training: Mapping[str, float]) -> Dict[str, float]:
+  """The events of an inference: those of a training step's free phase.
+
+  Prediction runs exactly that free phase (``eqspike.predict``: same dynamics, same number of
+  steps), so its counts need no second run. A free-phase contrast's weight writes (one-sided
+  runs) belong to training only.
+  """
+  return {k: v for k, v in training.items()
+          if k.startswith("free/") and k != "free/synaptic_updates"}
 
 
 def counts_from_summary(workdir: str) -> EventCounts:
@@ -356,7 +361,7 @@ def counts_from_summary(workdir: str) -> EventCounts:
   if not events:
     raise ValueError(f"{path} holds no events_per_example_last_epoch (not an EqSpike run, or "
                      f"one from before event counting): use --energy.counts=measured.")
-  return EventCounts({k: v for k, v in events.items() if k.startswith("free/")}, dict(events),
+  return EventCounts(inference_counts(events), dict(events),
                      f"{path}: events_per_example_last_epoch (training data, last epoch)")
 
 
@@ -516,15 +521,6 @@ def format_table(report: dict) -> str:
 # ================================================================================================
 
 
-def _run_sha(workdir: str) -> str:
-  """The git sha the run in ``workdir`` was trained at (its ``run_info.json``)."""
-  path = os.path.join(workdir, "run_info.json")
-  if not os.path.exists(path):
-    return "unknown"
-  with open(path) as f:
-    return json.load(f).get("git_sha", "unknown")
-
-
 def report_for_workdir(workdir: str, cfg: ml_collections.ConfigDict) -> dict:
   """Loads the EqSpike run in ``workdir``, counts its events and builds the report."""
   # The trainer brings orbax and TensorBoard, which the arithmetic above does not need.
@@ -552,7 +548,8 @@ def report_for_workdir(workdir: str, cfg: ml_collections.ConfigDict) -> dict:
     raise ValueError(f"counts = {cfg.counts!r}: must be 'measured' or 'summary'.")
   report = build_report(counts, run, cfg)
   report["run"] = {"workdir": workdir, "config_name": run.get("name", ""), "step": step,
-                   "trained_at_git_sha": _run_sha(workdir), "measured_at_git_sha": train.git_sha()}
+                   "trained_at_git_sha": train.load_run_info(workdir)["git_sha"],
+                   "measured_at_git_sha": train.git_sha()}
   return report
 
 

@@ -387,14 +387,31 @@ def _check_contrast(dyn: SpikingDynamics, nudging: str, free_contrast: bool) -> 
                      f"{dyn.t_nudge}).")
 
 
-def _free_phase_with_input(params, x, y, key, dyn):
-  """Input trains for both phases, then the free phase: ``(s_in, s_free, tr_free)``."""
+def free_phase_with_input(params, x, y, key, dyn):
+  """Input trains for both phases, then the free phase: ``(s_in, s_free, tr_free)``.
+
+  The free phase is ``free_phase``'s for the same key (the encoder's first ``t_free`` steps do
+  not depend on how many follow); the trains go on into the nudged phases.
+  """
   k_in, k_free = jax.random.split(key)
   s_in = input_trains(x, dyn.t_free + dyn.t_nudge, dyn, k_in)
   state0 = batched_rest_state(params, x.shape[0], x.dtype)
   drives = drives_of(params, s_in[:, :dyn.t_free], dyn)
   s_free, tr_free = batched_phase(params, drives, state0, y, 0.0, dyn, k_free)
   return s_in, s_free, tr_free
+
+
+def nudged_phases(params: Params, drives: chex.Array, s_free: NetworkState, y: chex.Array,
+                  betas: chex.Array, dyn: SpikingDynamics, key: Optional[chex.PRNGKey]):
+  """The nudged phases at each of ``betas`` side by side, from the free end state.
+
+  They continue the same input drives and (stochastic spikes) draw the same random stream, so
+  they differ only by the nudge. Returns ``(states, traces)`` with a leading axis over ``betas``.
+  """
+  chex.assert_rank(betas, 1)
+  phases = jax.vmap(functools.partial(batched_phase, dyn=dyn, key=key),
+                    in_axes=(None, None, None, None, 0))
+  return phases(params, drives, s_free, y, betas)
 
 
 def _metrics(params, y, s_in, s_free, tr_free, nudged_traces, dyn, nudging, free_contrast):
@@ -444,16 +461,15 @@ def eqspike_gradient(params: Params, x: chex.Array, y: chex.Array, key: chex.PRN
   batch = x.shape[0]
   rule = functools.partial(debiased_rule_sums, params, dyn.gamma) if debias else rule_sums
   k_free, k_nudge, k_sign = jax.random.split(key, 3)
-  s_in, s_free, tr_free = _free_phase_with_input(params, x, y, k_free, dyn)
+  s_in, s_free, tr_free = free_phase_with_input(params, x, y, k_free, dyn)
   s_in_nudge = s_in[:, dyn.t_free:]
   drives_nudge = drives_of(params, s_in_nudge, dyn)
 
   if nudging == "symmetric":
     # Both phases continue the same input trains and (stochastic spikes) the same random stream,
     # so their difference holds only what the nudge changed.
-    two = jax.vmap(functools.partial(batched_phase, dyn=dyn, key=k_nudge),
-                   in_axes=(None, None, None, None, 0))
-    _, tr_pm = two(params, drives_nudge, s_free, y, jnp.array([beta, -beta], x.dtype))
+    _, tr_pm = nudged_phases(params, drives_nudge, s_free, y, jnp.array([beta, -beta], x.dtype),
+                             dyn, k_nudge)
     nudged_traces = [jax.tree.map(lambda a: a[0], tr_pm), jax.tree.map(lambda a: a[1], tr_pm)]
     sums = rule(s_in_nudge, nudged_traces[0], None, nudged_traces[1])
     grads = _scale(sums, -1.0 / (2 * beta * batch))
@@ -498,7 +514,7 @@ def online_update(params, opt_state, x, y, key, *, dyn, beta, nudging, free_cont
   _check_contrast(dyn, nudging, free_contrast)
   batch = x.shape[0]
   k_free, k_nudge, k_sign = jax.random.split(key, 3)
-  s_in, s_free, tr_free = _free_phase_with_input(params, x, y, k_free, dyn)
+  s_in, s_free, tr_free = free_phase_with_input(params, x, y, k_free, dyn)
   s_in_nudge = s_in[:, dyn.t_free:]
   start = dyn.t_free - dyn.t_nudge
   symmetric = nudging == "symmetric"

@@ -409,9 +409,9 @@ def energy_bars(report: dict, ax=None, title: Optional[str] = None) -> Figure:
     for bar, value in zip(bars, values):
       if np.isnan(value):
         continue
-      ax.annotate(f"{value:.0f}" if value >= 100 else f"{value:.3g}", (bar.get_x() + bar.get_width() / 2, value), ha="center",
-                  va="bottom", fontsize=6.5, rotation=90, xytext=(0, 2),
-                  textcoords="offset points")
+      text = f"{value:.0f}" if value >= 100 else f"{value:.3g}"
+      ax.annotate(text, (bar.get_x() + bar.get_width() / 2, value), ha="center", va="bottom",
+                  fontsize=6.5, rotation=90, xytext=(0, 2), textcoords="offset points")
   chips = sum(kind == "chip" for _, _, kind in rows)
   ax.axvline(chips - 0.5, color="0.4", linewidth=0.8, linestyle=":")
   ax.set_yscale("log")

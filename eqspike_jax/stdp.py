@@ -244,12 +244,12 @@ def nudged_traces(params: Params, x: chex.Array, y: chex.Array, key: chex.PRNGKe
   ``eqspike.eqspike_gradient`` runs (beta 0 continues the free phase, a control).
   """
   k_free, k_nudge = jax.random.split(key)
-  s_in, s_free, _ = eqspike._free_phase_with_input(params, x, y, k_free, dyn)  # pylint: disable=protected-access
+  s_in, s_free, _ = eqspike.free_phase_with_input(params, x, y, k_free, dyn)
   s_in_nudge = s_in[:, dyn.t_free:]
-  drives = eqspike.drives_of(params, s_in_nudge, dyn)
-  traces = tuple(eqspike.batched_phase(params, drives, s_free, y, b, dyn, k_nudge)[1]
-                 for b in betas)
-  return s_in_nudge, traces
+  _, traces = eqspike.nudged_phases(params, eqspike.drives_of(params, s_in_nudge, dyn), s_free,
+                                    y, jnp.asarray(betas, x.dtype), dyn, k_nudge)
+  return s_in_nudge, tuple(jax.tree.map(lambda a, i=i: a[i], traces)
+                           for i in range(len(betas)))
 
 
 def layer_window(s_in: chex.Array, trace: eqspike.Trace, layer: int, beta: float,

@@ -329,6 +329,15 @@ def load_config_json(workdir: str) -> ml_collections.ConfigDict:
   return config
 
 
+def load_run_info(workdir: str) -> Dict[str, Any]:
+  """The provenance a run in ``workdir`` recorded (``run_info.json``); unknown when absent."""
+  path = os.path.join(workdir, "run_info.json")
+  if not os.path.exists(path):
+    return {"git_sha": "unknown", "command": ""}
+  with open(path) as f:
+    return json.load(f)
+
+
 def load_trained(workdir: str) -> Tuple[ml_collections.ConfigDict, Any, int]:
   """``(config, params, step)`` of the last checkpoint of the run in ``workdir``."""
   config = load_config_json(workdir)
@@ -376,13 +385,8 @@ def make_summary(config: Dict[str, Any], history: List[dict], sha: str,
 
 def summarize_workdir(workdir: str, command: str = "") -> Dict[str, Any]:
   """The summary of the run in ``workdir`` as far as its last checkpoint (e.g. a stopped run)."""
-  with open(os.path.join(workdir, "config.json")) as f:
-    config = ml_collections.ConfigDict(json.load(f))
-  info_path = os.path.join(workdir, "run_info.json")
-  info = {"git_sha": "unknown", "command": ""}
-  if os.path.exists(info_path):
-    with open(info_path) as f:
-      info = json.load(f)
+  config = load_config_json(workdir)
+  info = load_run_info(workdir)
   with _quiet():
     manager = _checkpoint_manager(workdir)
     step = manager.latest_step()

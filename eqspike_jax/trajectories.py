@@ -18,7 +18,6 @@ that starts at ``t``) are shared by all phases.
 """
 
 import dataclasses
-import functools
 from typing import Dict, Tuple
 
 import chex
@@ -50,8 +49,9 @@ def record(params: Params, x: chex.Array, y: chex.Array, dyn: eqspike.SpikingDyn
     beta: nudging strength; the phases run at ``+beta`` and ``-beta`` whatever the config's
       nudging mode, so both directions can be compared.
     key: the free phase uses it as ``eqspike.free_phase(params, x[None], dyn, key)`` does (the same
-      input trains and spikes); the nudged phases draw stochastic spikes from ``fold_in(key, 1)``,
-      one stream shared by both so that they differ only by the nudge.
+      input trains and spikes, through ``eqspike.free_phase_with_input``); the nudged phases draw
+      stochastic spikes from ``fold_in(key, 1)``, one stream shared by both so that they differ
+      only by the nudge.
 
   Returns:
     ``{"input_spikes": [t_free + t_nudge, n_0], "free": ..., "nudged_plus": ...,
@@ -62,20 +62,13 @@ def record(params: Params, x: chex.Array, y: chex.Array, dyn: eqspike.SpikingDyn
   # Pairing changes only which spikes the trace reports, not the dynamics: "next_step" reports
   # the spikes each step emits, aligned with the state they were emitted from.
   dyn = dataclasses.replace(dyn, pairing="next_step")
-  k_in, k_net = jax.random.split(key)  # As free_phase splits it.
   x, y = x[None], y[None]
   # One encoder for both phases, so the nudged phases continue the free phase's input trains.
-  s_in = eqspike.input_trains(x, dyn.t_free + dyn.t_nudge, dyn, k_in)
-  drives = eqspike.drives_of(params, s_in, dyn)
-  state0 = eqspike.batched_rest_state(params, 1, x.dtype)
-  s_free, tr_free = eqspike.batched_phase(params, drives[:, :dyn.t_free], state0, y, 0.0, dyn,
-                                          k_net)
-  # The +beta and -beta phases side by side, as eqspike_gradient runs them.
-  two = jax.vmap(functools.partial(eqspike.batched_phase, dyn=dyn,
-                                   key=jax.random.fold_in(k_net, 1)),
-                 in_axes=(None, None, None, None, 0))
-  s_pm, tr_pm = two(params, drives[:, dyn.t_free:], s_free, y,
-                    jnp.array([beta, -beta], x.dtype))
+  s_in, s_free, tr_free = eqspike.free_phase_with_input(params, x, y, key, dyn)
+  drives = eqspike.drives_of(params, s_in[:, dyn.t_free:], dyn)
+  s_pm, tr_pm = eqspike.nudged_phases(params, drives, s_free, y,
+                                      jnp.array([beta, -beta], x.dtype), dyn,
+                                      jax.random.fold_in(key, 1))
   plus, minus = (jax.tree.map(lambda a, i=i: a[i], (tr_pm, s_pm)) for i in (0, 1))
   return {
       "input_spikes": s_in[0],
