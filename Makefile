@@ -9,7 +9,7 @@ WORKDIR ?= runs/$(basename $(notdir $(CONFIG)))
 # The prepared TFDS directory beside the checkout, unless the caller points elsewhere.
 export TFDS_DATA_DIR ?= $(abspath ../shared/tensorflow_datasets)
 
-.PHONY: install train test bench figures clean
+.PHONY: install train test test-fast bench figures clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,13 +25,17 @@ train: install
 test: install
 	$(PY) -m pytest -n 2 --durations=15 tests
 
+# The tests not marked slow (under 2 minutes on 2 cores).
+test-fast: install
+	$(PY) -m pytest -n 2 -m "not slow" tests
+
 bench: install
 	$(PY) -m benchmarks.throughput --config $(CONFIG)
 
 # Reruns every notebook at full settings and rewrites colabs/figures/ (about 1.5 minutes); the
 # rasters, energy and STDP notebooks read the trained network of `make train` (runs/mnist_eqspike).
 figures: install
-	$(PY) -m eqspike_jax.notebooks colabs/*.py
+	$(PY) -m colabs.runner colabs/*.py
 
 clean:
 	rm -rf $(VENV) runs *.egg-info

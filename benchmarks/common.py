@@ -1,11 +1,18 @@
-"""Helpers shared by the benchmarks: timing, rates and a stand-in for the data set."""
+"""Helpers shared by the benchmarks: timing, rates, a stand-in for the data set, and the
+trainer's jitted chunk built exactly as ``train.train_and_evaluate`` builds it."""
 
 import time
-from typing import Any, Callable, Dict, List, Sequence
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
+import optax
+
+from eqspike_jax import distributed
+from eqspike_jax import ep_core
+from eqspike_jax import train
 
 
 def time_calls(fn: Callable[[], Any], repeats: int) -> List[float]:
@@ -30,3 +37,30 @@ def random_dataset(key, num_examples: int, num_inputs: int, num_classes: int):
   images = jax.random.uniform(k_x, (num_examples, num_inputs), jnp.float32)
   labels = jax.random.randint(k_y, (num_examples,), 0, num_classes, jnp.int32)
   return images, labels
+
+
+def index_batches(seed: int, num_examples: int, steps: int, batch: int) -> jax.Array:
+  """``[steps, batch]`` indices as the trainer draws them: a slice of a permutation."""
+  order = np.random.default_rng(seed).permutation(num_examples)
+  return jnp.asarray(np.resize(order, steps * batch).reshape(steps, batch).astype(np.int32))
+
+
+class Trainer(NamedTuple):
+  """What the trainer builds before its loop, for ``config.num_devices`` devices."""
+  algorithm: ep_core.Algorithm
+  optimizer: optax.GradientTransformation
+  mesh: Optional[jax.sharding.Mesh]
+  chunk: Callable          # train.make_train_chunk: (state, images, labels, idx, key).
+  state: train.TrainState  # The step-0 state, on the host (not yet replicated).
+
+
+def build_trainer(config: ml_collections.ConfigDict, total_steps: int) -> Trainer:
+  """The algorithm, mesh, jitted chunk and initial state of ``config``, as the trainer has them.
+
+  ``total_steps`` (batches of a whole run) sets the learning-rate schedule, as in training.
+  """
+  algorithm, optimizer = train.make_algorithm(config, total_steps)
+  mesh = distributed.make_mesh(distributed.resolve_num_devices(config))
+  chunk = train.make_train_chunk(algorithm, config.layer_sizes[-1], mesh)
+  return Trainer(algorithm, optimizer, mesh, chunk,
+                 train.init_state(config, algorithm, optimizer))

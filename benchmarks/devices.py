@@ -4,11 +4,11 @@ r"""Training throughput on 1 device against N devices, paired: one process, call
       [--rounds 20] [--out results/bench_devices_mnist_rate_ep.json]
 
 On a CPU the N devices are fake (``--xla_force_host_platform_device_count``, set here before JAX
-starts). Both set-ups are built exactly as the trainer builds them (``train.make_mesh``,
-``train.make_train_chunk``) on the same random images and index batches, compiled, warmed up,
-and then timed call by call in alternation, so a change in the machine's load (this one is
-shared and virtual; separate runs differ by 10-20 %) hits both alike. Reports the median
-samples/s of each and their ratio.
+starts). Both set-ups are built exactly as the trainer builds them (``distributed.make_mesh``,
+``train.make_train_chunk``, ``train.init_state``: ``common.build_trainer``) on the same random
+images and index batches, compiled, warmed up, and then timed call by call in alternation, so a
+change in the machine's load (this one is shared and virtual; separate runs differ by 10-20 %)
+hits both alike. Reports the median samples/s of each and their ratio.
 """
 
 import json
@@ -43,33 +43,30 @@ def main(argv):
   _force_devices(_NUM_DEVICES.value)
   # pylint: disable=g-import-not-at-top
   import jax
-  import jax.numpy as jnp
   import numpy as np
   from benchmarks import common
+  from eqspike_jax import distributed
   from eqspike_jax import train
+  from eqspike_jax import workdir
   # pylint: enable=g-import-not-at-top
 
   config = _CONFIG.value
   steps = _STEPS.value or config.steps_per_call
   num_classes, batch = config.layer_sizes[-1], config.batch_size
   images0, labels0 = common.random_dataset(jax.random.PRNGKey(config.seed + 12345), 10_000,
-                                               config.layer_sizes[0], num_classes)
-  order = np.random.default_rng(config.seed).permutation(10_000)
-  idx = jnp.asarray(np.resize(order, steps * batch).reshape(steps, batch).astype(np.int32))
+                                           config.layer_sizes[0], num_classes)
+  idx = common.index_batches(config.seed, 10_000, steps, batch)
   key = train.step_key(config.seed)
 
   setups = {}
   for n in (1, _NUM_DEVICES.value):
     config.num_devices = n
-    algorithm, optimizer = train.make_algorithm(config, total_steps=10_000)
-    mesh = train.make_mesh(train.resolve_num_devices(config))
-    chunk = train.make_train_chunk(algorithm, num_classes, mesh)
-    state, images, labels = train.replicate(
-        (train.init_state(config, algorithm, optimizer), np.asarray(images0),
-         np.asarray(labels0)), mesh)
+    trainer = common.build_trainer(config, total_steps=10_000)
+    state, images, labels = distributed.replicate(
+        (trainer.state, np.asarray(images0), np.asarray(labels0)), trainer.mesh)
     holder = {"state": state}
 
-    def call(chunk=chunk, holder=holder, images=images, labels=labels):
+    def call(chunk=trainer.chunk, holder=holder, images=images, labels=labels):
       holder["state"], metrics = chunk(holder["state"], images, labels, idx, key)
       return metrics
 
@@ -85,7 +82,7 @@ def main(argv):
   result = {
       "config_name": config.name, "command": " ".join(["python -m benchmarks.devices"]
                                                       + sys.argv[1:]),
-      "git_sha": train.git_sha(), "jax_version": jax.__version__,
+      "git_sha": workdir.git_sha(), "jax_version": jax.__version__,
       "backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()[:n]],
       "cpu_count": os.cpu_count(), "xla_flags": os.environ.get("XLA_FLAGS", ""),
       "batch_size": batch, "steps_per_call": steps, "rounds": _ROUNDS.value,

@@ -19,9 +19,9 @@
 # The energy per example of a trained EqSpike network on neuromorphic hardware, from the events
 # it really produces (synaptic operations, neuron updates, weight writes), against the same
 # network run rate-based on a GPU (multiply-accumulates and memory traffic at per-operation
-# energies). Every constant is a knob below, printed with its source (`eqspike_jax/energy.py`,
-# `configs/energy.py`, EQSPIKE.md section 4). The paper reports ratios of about 10^3 for
-# inference and 10^2 for training.
+# energies). Every constant is a knob below, printed with its source
+# (`eqspike_jax/analysis/energy.py`, `configs/energy.py`, EQSPIKE.md section 4). The paper
+# reports ratios of about 10^3 for inference and 10^2 for training.
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/eqspike-jax/eqspike-jax/blob/main/colabs/energy.ipynb)
 
@@ -48,13 +48,13 @@ import tempfile
 from IPython.display import Image, display
 
 from eqspike_jax import config_lib
-from eqspike_jax import energy
-from eqspike_jax import notebooks
+from eqspike_jax import notebook_utils
 from eqspike_jax import plots
 from eqspike_jax import train
+from eqspike_jax.analysis import energy_report
 
 # configs/, runs/ and FIGURE_DIR below are relative to the repository root.
-notebooks.enter_repo_root()
+notebook_utils.enter_repo_root()
 
 # %%
 QUICK = False  #@param {type:"boolean"}
@@ -113,8 +113,8 @@ with tempfile.TemporaryDirectory(prefix="energy_") as tmp:
     config.download = IN_COLAB  # Outside Colab the data is prepared: fail fast if it is not.
     train.train_and_evaluate(config, workdir, command="colabs/energy.py (QUICK)")
     cfg.num_examples = min(NUM_EXAMPLES, 200)
-  report = energy.report_for_workdir(workdir, cfg)
-print(energy.format_table(report))
+  report = energy_report.report_for_workdir(workdir, cfg)
+print(energy_report.format_table(report))
 
 # %%
 fig = plots.energy_bars(report, title="Energy per example: neuromorphic chips (left) and GPU "
@@ -142,4 +142,4 @@ display(Image(filename=path))
 # of them differs; every one of ours is above, and each knob shows how far it moves the ratios.
 
 # %%
-notebooks.check_figures(FIGURE_DIR, FIGURES)
+notebook_utils.check_figures(FIGURE_DIR, FIGURES)

@@ -51,14 +51,17 @@ import numpy as np
 
 from eqspike_jax import config_lib
 from eqspike_jax import data as data_lib
-from eqspike_jax import eqspike
-from eqspike_jax import notebooks
+from eqspike_jax import notebook_utils
 from eqspike_jax import plots
+from eqspike_jax import raster_plots
 from eqspike_jax import train
-from eqspike_jax import trajectories
+from eqspike_jax import workdir as workdir_lib
+from eqspike_jax.analysis import reports
+from eqspike_jax.analysis import trajectories
+from eqspike_jax.models import eqspike
 
 # configs/, runs/ and FIGURE_DIR below are relative to the repository root.
-notebooks.enter_repo_root()
+notebook_utils.enter_repo_root()
 
 # %%
 QUICK = False  #@param {type:"boolean"}
@@ -84,7 +87,7 @@ FIGURES = ["spike_raster.png", "state_traces.png"]  # What this notebook writes 
 def trained_run(workdir):
   """``(config, params, step)`` of the run in ``workdir``, or None when it holds none."""
   try:
-    return train.load_trained(workdir)
+    return workdir_lib.load_trained(workdir)
   except FileNotFoundError as e:
     print(f"No trained run in {workdir!r}: {e}")
     return None
@@ -99,20 +102,22 @@ if run is None:
   quick_config.download = IN_COLAB  # Outside Colab the data is prepared: fail fast if it is not.
   with tempfile.TemporaryDirectory(prefix="spike_rasters_") as tmp:
     train.train_and_evaluate(quick_config, tmp, command="colabs/spike_rasters.py (quick)")
-    run = train.load_trained(tmp)
+    run = workdir_lib.load_trained(tmp)
 config, params, step = run
-if config.model != "eqspike":
+if not reports.is_eqspike_run(config):
   raise ValueError(f"{source} holds a {config.model!r} run; the rasters need an EqSpike one.")
-dyn = eqspike.dynamics_from_config(config)
+model = eqspike.model_from_config(config)
+dyn = model.dyn
 print(f"{source}: step {step}, layers {tuple(config.layer_sizes)}, gamma {dyn.gamma}, "
-      f"t_free {dyn.t_free}, t_nudge {dyn.t_nudge}, beta {config.beta}, {dyn.spike_mode} "
+      f"t_free {dyn.t_free}, t_nudge {dyn.t_nudge}, beta {model.nudging.beta}, {dyn.spike_mode} "
       f"spikes, {dyn.input_mode} input")
 
 # %% [markdown]
 # ## One test image through the three phases
 #
-# `trajectories.record` runs the phases of a training step on this one example with the same
-# functions training uses, and keeps every layer's spikes and states.
+# `trajectories.record` (`eqspike_jax/analysis/trajectories.py`) runs the phases of a training
+# step on this one example with the same functions training uses, and keeps every layer's
+# spikes and states.
 
 # %%
 test = data_lib.load_split(config.dataset, "test", config.data_dir or None, IN_COLAB,
@@ -120,20 +125,20 @@ test = data_lib.load_split(config.dataset, "test", config.data_dir or None, IN_C
 key = jax.random.PRNGKey(config.seed)
 # The nudge beta (y - u_o) is 0 where the output sits exactly on its target (states are clipped
 # to [0, 1]), so a confidently right example is not nudged and teaches nothing. Which are they?
-_, free_end, free_trace = jax.jit(eqspike.free_phase, static_argnames="dyn")(
-    params, test.images[:SCAN_IMAGES], dyn=dyn, key=key)
+free = jax.jit(eqspike.free_phase, static_argnums=(0, 3))(
+    model.arch, params, test.images[:SCAN_IMAGES], dyn, key)
 onehot = np.eye(config.layer_sizes[-1])[test.labels[:SCAN_IMAGES]]
-on_target = np.all(np.asarray(free_end[-1].u) == onehot, axis=-1)
-predictions = np.asarray(eqspike.readout(free_end, free_trace, dyn)).argmax(-1)
+on_target = np.all(np.asarray(free.state[-1].u) == onehot, axis=-1)
+predictions = np.asarray(model.readout(free)).argmax(-1)
 wrong = np.flatnonzero(predictions != test.labels[:SCAN_IMAGES])
 print(f"first {SCAN_IMAGES} test images: {on_target.mean():.0%} end the free phase exactly on "
       f"their target (no nudge); {len(wrong)} misclassified, the first at {wrong[:8].tolist()}")
 
 x, label = test.images[EXAMPLE_INDEX], int(test.labels[EXAMPLE_INDEX])
 y = jax.nn.one_hot(label, config.layer_sizes[-1])
-rec = jax.jit(trajectories.record, static_argnames="dyn")(params, x, y, dyn=dyn,
-                                                          beta=config.beta, key=key)
-predicted = int(np.argmax(eqspike.predict(params, x[None], key, dyn=dyn)[0]))
+# The phases run at +beta and -beta, beta = model.nudging.beta (the config's).
+rec = jax.jit(trajectories.record, static_argnums=0)(model, params, x, y, key)
+predicted = int(np.argmax(model.predict(params, x[None], key)[0]))
 error = np.max(np.abs(np.asarray(y) - np.asarray(rec["free"]["u"][-1][-1])))
 print(f"test image {EXAMPLE_INDEX}: label {label}, predicted {predicted}, output error at the "
       f"end of the free phase max |y - u| = {error:.2f}")
@@ -147,9 +152,9 @@ for phase in trajectories.PHASES:
 
 # %%
 title = (f"Test image {EXAMPLE_INDEX} (label {label}, predicted {predicted}), "
-         f"β = {config.beta}, network at step {step}")
-fig = plots.spike_raster(rec, num_input=INPUT_ROWS, num_hidden=HIDDEN_ROWS, label=label,
-                         title=title)
+         f"β = {model.nudging.beta}, network at step {step}")
+fig = raster_plots.spike_raster(rec, num_input=INPUT_ROWS, num_hidden=HIDDEN_ROWS, label=label,
+                                title=title)
 path = plots.save(fig, os.path.join(FIGURE_DIR, "spike_raster.png"))
 display(Image(filename=path))
 
@@ -164,7 +169,7 @@ display(Image(filename=path))
 # nudged phases repeat the free dynamics and its weight update is zero (try `EXAMPLE_INDEX = 0`).
 
 # %%
-fig = plots.state_traces(rec, num_hidden=HIDDEN_TRACES, label=label, title=title)
+fig = raster_plots.state_traces(rec, num_hidden=HIDDEN_TRACES, label=label, title=title)
 path = plots.save(fig, os.path.join(FIGURE_DIR, "state_traces.png"))
 display(Image(filename=path))
 
@@ -177,4 +182,4 @@ display(Image(filename=path))
 # ones when there is none).
 
 # %%
-notebooks.check_figures(FIGURE_DIR, FIGURES)
+notebook_utils.check_figures(FIGURE_DIR, FIGURES)

@@ -18,10 +18,10 @@
 #
 # EqSpike changes a synapse only when one of its two neurons spikes, by the change of the other
 # neuron's state: `dW = (1/beta) sum_t [S_pre(t) du_post(t) + du_pre(t) S_post(t)]`. This
-# notebook measures the resulting dependence on `t_post - t_pre` two ways (`eqspike_jax/stdp.py`,
-# EQSPIKE.md section 5): one synapse in isolation, with a presynaptic spike and a postsynaptic
-# neuron driven to spike at a chosen time; and in vivo, over every pair of spikes in the nudged
-# phases of real training on MNIST.
+# notebook measures the resulting dependence on `t_post - t_pre` two ways
+# (`eqspike_jax/analysis/stdp.py`, EQSPIKE.md section 5): one synapse in isolation, with a
+# presynaptic spike and a postsynaptic neuron driven to spike at a chosen time; and in vivo,
+# over every pair of spikes in the nudged phases of real training on MNIST.
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/eqspike-jax/eqspike-jax/blob/main/colabs/stdp.ipynb)
 
@@ -49,14 +49,15 @@ import numpy as np
 
 from eqspike_jax import config_lib
 from eqspike_jax import data as data_lib
-from eqspike_jax import eqspike
-from eqspike_jax import notebooks
+from eqspike_jax import notebook_utils
 from eqspike_jax import plots
-from eqspike_jax import stdp
-from eqspike_jax import train
+from eqspike_jax import registry
+from eqspike_jax import workdir as workdir_lib
+from eqspike_jax.analysis import stdp
+from eqspike_jax.models import eqspike
 
 # configs/, runs/ and FIGURE_DIR below are relative to the repository root.
-notebooks.enter_repo_root()
+notebook_utils.enter_repo_root()
 
 # %%
 QUICK = False  #@param {type:"boolean"}
@@ -127,20 +128,19 @@ if QUICK:
   networks = {}
   NUM_EXAMPLES = min(NUM_EXAMPLES, 200)
 else:
-  config, trained_params, step = train.load_trained(WORKDIR)
+  config, trained_params, step = workdir_lib.load_trained(WORKDIR)
   networks = {f"trained (step {step})": trained_params}
-algorithm, optimizer = train.make_algorithm(config, total_steps=1)
-networks = {"initial (step 0)": train.init_state(config, algorithm, optimizer).params,
-            **networks}
-dyn = eqspike.dynamics_from_config(config)
+# The parameters the run started from: what the trainer draws from the config's seed at step 0.
+networks = {"initial (step 0)": registry.init_params(config), **networks}
+model = eqspike.model_from_config(config)
 split = data_lib.load_split(config.dataset, "train", config.data_dir or None, config.download,
                             size=NUM_EXAMPLES)
 y = jax.nn.one_hot(split.labels, config.layer_sizes[-1])
 
 symmetric = {}
 for name, params in networks.items():
-  window = stdp.in_vivo_window(params, split.images, y, jax.random.PRNGKey(0), dyn,
-                               config.beta, IN_VIVO_MAX_LAG)
+  window = stdp.in_vivo_window(model, params, split.images, y, jax.random.PRNGKey(0),
+                               IN_VIVO_MAX_LAG)
   for layer in range(len(params)):
     symmetric[(name, layer)] = stdp.symmetric_window(window, layer)
     fraction = stdp.stdp_sign_fraction(window["lags"], symmetric[(name, layer)])
@@ -168,4 +168,4 @@ display(Image(filename=path))
 # the noise.
 
 # %%
-notebooks.check_figures(FIGURE_DIR, FIGURES)
+notebook_utils.check_figures(FIGURE_DIR, FIGURES)

@@ -50,12 +50,12 @@ import tempfile
 from IPython.display import Image, display
 
 from eqspike_jax import config_lib
-from eqspike_jax import notebooks
+from eqspike_jax import notebook_utils
 from eqspike_jax import plots
 from eqspike_jax import train
 
 # configs/, runs/ and FIGURE_DIR below are relative to the repository root.
-notebooks.enter_repo_root()
+notebook_utils.enter_repo_root()
 
 # %%
 QUICK = False  #@param {type:"boolean"}
@@ -146,4 +146,4 @@ display(Image(filename=path))
 # cosine schedule.
 
 # %%
-notebooks.check_figures(FIGURE_DIR, FIGURES)
+notebook_utils.check_figures(FIGURE_DIR, FIGURES)

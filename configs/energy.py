@@ -1,4 +1,4 @@
-r"""The energy model's constants and scenarios (EQSPIKE.md section 4; eqspike_jax/energy.py).
+r"""The energy model's constants and scenarios (EQSPIKE.md section 4; eqspike_jax.analysis.energy).
 
 Command (the trained default EqSpike network, 1,000 test examples, about a minute on 2 cores):
 

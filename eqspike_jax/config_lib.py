@@ -1,21 +1,31 @@
-"""Defaults shared by the experiment configs, and validation of a config before any work."""
+"""Defaults shared by the experiment configs, and validation of a config before any work.
+
+A config holds the shared fields at the top and the fields of its model in one section named
+after it (``config.eqspike.*``, ``config.rate_ep.*``). This module imports no jax, so reading a
+config file is cheap; the model sections' own checks are the models' (``registry.validate``).
+"""
 
 import importlib.util
+import math
+import numbers
 import os
 
 import ml_collections
 
-from eqspike_jax import network, optim, rate_ep
+from eqspike_jax import registry
 
-MODELS = ("rate_ep", "eqspike")
 OPTIMIZERS = ("adam", "sgd")
+INITS = ("uniform", "glorot")
+NUDGING_MODES = ("one_sided", "random_sign", "symmetric")
+UPDATE_MODES = ("accumulated", "online")
+SCHEDULES = ("constant", "cosine")
 
 
-def base_config() -> ml_collections.ConfigDict:
-  """Every field a config may set, with the rate-EP reference values."""
+def base_config(model: str = "rate_ep") -> ml_collections.ConfigDict:
+  """Every shared field with the rate-EP reference values, and ``model``'s default section."""
   c = ml_collections.ConfigDict()
   c.name = ""                  # The config's file name; recorded in the run summary.
-  c.model = "rate_ep"          # One of MODELS.
+  c.model = model              # One of registry.MODELS; its fields are in config[model].
   c.seed = 0
 
   # Data.
@@ -27,26 +37,15 @@ def base_config() -> ml_collections.ConfigDict:
 
   # Network.
   c.layer_sizes = (784, 512, 10)
-  c.activation = "sigmoid4"    # rho(v) = sigmoid(4 (v - 1/2)); or "hard_sigmoid".
   c.init = "uniform"           # U(-1/sqrt(fan_in), 1/sqrt(fan_in)); or "glorot".
   c.init_scale = 1.0
 
-  # Equilibrium propagation.
+  # Equilibrium propagation (every model).
   c.t_free = 30
   c.t_nudge = 10
   c.beta = 0.1
-  c.nudging = "one_sided"      # One of rate_ep.NUDGING_MODES.
-  c.update_mode = "accumulated"  # "online" applies the update at every nudged step (C-EP).
-
-  # EqSpike (model "eqspike").
-  c.gamma = 0.2                # dt / tau, in (0, 1].
-  c.spike_mode = "deterministic"  # Sigma-delta; or "stochastic" (Bernoulli(u)).
-  c.input_mode = "spikes"      # Pixels as spike trains; or "current".
-  c.readout = "state"          # argmax of u_o; or "spike_count" over the last readout_steps.
-  c.readout_steps = 20
-  c.free_contrast = True       # One-sided nudging: subtract the free-phase tail's statistic.
-  c.debias = False             # Subtract each synapse's self-coupling from the rule.
-  c.pairing = "same_step"      # Spikes paired with du(t): S(t) or S(t+1); see eqspike.py.
+  c.nudging = "one_sided"      # Or "random_sign", "symmetric" (ep_core.Nudging).
+  c.update_mode = "accumulated"  # "online" applies the update at every nudged step.
 
   # Optimisation.
   c.optimizer = "adam"
@@ -63,6 +62,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.checkpoint_every_steps = 0     # 0: at the end of every epoch only.
   c.scan_unroll = 1                # Unroll factor of the time scans (speed only).
   c.num_devices = 0                # Data-parallel devices; 0 = every local device.
+  c.stop_on_collapse = True        # Stop a run that learns nothing (monitor.check_health).
+
+  c[model] = registry.section_defaults(model)
   return c
 
 
@@ -78,84 +80,103 @@ def apply_variant(c: ml_collections.ConfigDict, variant: str) -> ml_collections.
   return c
 
 
-def _fail(field, value, why):
+def fail(field, value, why):
   raise ValueError(f"config.{field} = {value!r}: {why}")
 
 
+def _is_int(value) -> bool:
+  return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+  return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def _positive_int(c, field):
-  value = c[field]
-  if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-    _fail(field, value, "must be a positive integer.")
+  if not _is_int(c[field]) or c[field] < 1:
+    fail(field, c[field], "must be a positive integer.")
 
 
-def _non_negative_int(c, field):
-  value = c[field]
-  if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-    _fail(field, value, "must be a non-negative integer (0 disables it).")
+def _non_negative_int(c, field, meaning):
+  if not _is_int(c[field]) or c[field] < 0:
+    fail(field, c[field], f"must be a non-negative integer ({meaning}).")
 
 
 def _choice(c, field, choices):
   if c[field] not in choices:
-    _fail(field, c[field], f"must be one of {list(choices)}.")
+    fail(field, c[field], f"must be one of {list(choices)}.")
+
+
+def _check_sections(c):
+  """The model's section is there, and no other model's section is."""
+  registry.check_name(c.model)
+  if c.model not in c or not isinstance(c[c.model], ml_collections.ConfigDict):
+    fail(c.model, None, f"a {c.model!r} run needs its section config.{c.model}; build the "
+         f"config with config_lib.base_config({c.model!r}).")
+  for other in registry.MODELS:
+    if other != c.model and other in c:
+      fail(other, "...", f"is the section of model {other!r}, but config.model = {c.model!r}: "
+           f"remove it, or set config.model = {other!r}.")
+
+
+def _check_sizes_and_rates(c):
+  sizes = tuple(c.layer_sizes)
+  if len(sizes) < 2 or any(not _is_int(n) or n < 1 for n in sizes):
+    fail("layer_sizes", sizes, "must list at least an input and an output size, all positive "
+         "integers, e.g. (784, 512, 10).")
+  lrs = c.learning_rates
+  if isinstance(lrs, str) or not isinstance(lrs, (tuple, list)) or any(
+      not _is_number(lr) for lr in lrs):
+    fail("learning_rates", lrs, "must be a tuple of numbers, one per weight layer, e.g. "
+         "--config.learning_rates='(5e-4, 5e-4)' (a text that is not a tuple of number "
+         "literals, such as '(inf, 5e-4)', arrives as a string).")
+  lrs = tuple(lrs)
+  if len(lrs) != len(sizes) - 1:
+    fail("learning_rates", lrs, f"needs one rate per weight layer: layer_sizes {sizes} has "
+         f"{len(sizes) - 1} weight layers, so give {len(sizes) - 1} rates.")
+  if any(not _is_number(lr) or not lr > 0 or not math.isfinite(lr) for lr in lrs):
+    fail("learning_rates", lrs, "every rate must be a finite number > 0.")
 
 
 def validate(c: ml_collections.ConfigDict) -> None:
   """Raises ``ValueError`` naming the first invalid field and what it should be."""
-  _choice(c, "model", MODELS)
-  _choice(c, "activation", sorted(network.ACTIVATIONS))
-  _choice(c, "init", ("uniform", "glorot"))
-  _choice(c, "nudging", rate_ep.NUDGING_MODES)
-  _choice(c, "update_mode", rate_ep.UPDATE_MODES)
+  _check_sections(c)
+  _choice(c, "init", INITS)
+  _choice(c, "nudging", NUDGING_MODES)
+  _choice(c, "update_mode", UPDATE_MODES)
   _choice(c, "optimizer", OPTIMIZERS)
+  _choice(c, "lr_schedule", SCHEDULES)
   for field in ("t_free", "t_nudge", "batch_size", "num_epochs", "eval_batch_size",
                 "steps_per_call", "scan_unroll"):
     _positive_int(c, field)
-  for field in ("seed", "train_subset", "eval_subset", "checkpoint_every_steps", "num_devices"):
-    _non_negative_int(c, field)
-
-  sizes = tuple(c.layer_sizes)
-  if len(sizes) < 2 or any(not isinstance(n, int) or n < 1 for n in sizes):
-    _fail("layer_sizes", sizes, "must list at least an input and an output size, all positive "
-          "integers, e.g. (784, 512, 10).")
-  if not c.beta > 0:
-    _fail("beta", c.beta, "the nudged phase needs beta > 0 (its sign is set by "
-          "config.nudging); beta = 0 makes the EP contrast 0/0.")
-  lrs = tuple(c.learning_rates)
-  if len(lrs) != len(sizes) - 1:
-    _fail("learning_rates", lrs, f"needs one rate per weight layer: layer_sizes {sizes} has "
-          f"{len(sizes) - 1} weight layers, so give {len(sizes) - 1} rates.")
-  if any(not lr > 0 for lr in lrs):
-    _fail("learning_rates", lrs, "every rate must be > 0.")
-  _choice(c, "lr_schedule", optim.SCHEDULES)
+  _non_negative_int(c, "seed", "any seed")
+  for field in ("train_subset", "eval_subset"):
+    _non_negative_int(c, field, "0 = the whole split")
+  for field in ("checkpoint_every_steps", "num_devices"):
+    _non_negative_int(c, field, "0 disables it" if field.startswith("check") else "0 = all")
+  _check_sizes_and_rates(c)
+  if not _is_number(c.beta) or not 0 < c.beta < math.inf:
+    fail("beta", c.beta, "the nudged phase needs a finite beta > 0 (its sign is set by "
+         "config.nudging); beta = 0 makes the EP contrast 0/0.")
   if not 0.0 <= c.lr_final_fraction <= 1.0:
-    _fail("lr_final_fraction", c.lr_final_fraction, "must be in [0, 1].")
+    fail("lr_final_fraction", c.lr_final_fraction, "must be in [0, 1].")
   if not 0.0 <= c.momentum < 1.0:
-    _fail("momentum", c.momentum, "must be in [0, 1).")
+    fail("momentum", c.momentum, "must be in [0, 1).")
   if not c.init_scale > 0:
-    _fail("init_scale", c.init_scale, "must be > 0.")
-  if c.model == "rate_ep" and c.update_mode == "online" and c.nudging == "symmetric":
-    _fail("update_mode", c.update_mode, "online updates of rate EP (C-EP) need config.nudging "
-          "'one_sided' or 'random_sign'; use update_mode='accumulated' for symmetric nudging.")
-  if c.model == "eqspike":
-    from eqspike_jax import eqspike  # pylint: disable=g-import-not-at-top
-    if not 0.0 < c.gamma <= 1.0:
-      _fail("gamma", c.gamma, "gamma = dt / tau must be in (0, 1].")
-    _choice(c, "spike_mode", eqspike.SPIKE_MODES)
-    _choice(c, "input_mode", eqspike.INPUT_MODES)
-    _choice(c, "readout", eqspike.READOUTS)
-    _choice(c, "pairing", eqspike.PAIRINGS)
-    if c.debias and c.pairing != "same_step":
-      _fail("debias", c.debias, "subtracts the self-coupling of same-step pairing; next-step "
-            "pairing has none. Set pairing='same_step' or debias=False.")
-    _positive_int(c, "readout_steps")
-    if c.readout == "spike_count" and c.readout_steps > c.t_free:
-      _fail("readout_steps", c.readout_steps, f"counts spikes over the end of the free phase, "
-            f"so it must be <= t_free = {c.t_free}.")
-    if c.nudging != "symmetric" and c.free_contrast and c.t_nudge > c.t_free:
-      _fail("t_nudge", c.t_nudge, f"the free-phase contrast of one-sided nudging is gathered over "
-            f"the last t_nudge steps of the free phase, so t_nudge must be <= t_free = {c.t_free}.")
+    fail("init_scale", c.init_scale, "must be > 0.")
   if c.train_subset and c.train_subset < c.batch_size:
-    _fail("train_subset", c.train_subset, f"is smaller than one batch ({c.batch_size}).")
+    fail("train_subset", c.train_subset, f"is smaller than one batch ({c.batch_size}).")
+  registry.validate(c, fail)
+
+
+def warnings(c: ml_collections.ConfigDict):
+  """What is valid but probably not meant; the trainer logs each line before any work."""
+  out = []
+  if c.beta < 1e-4:
+    out.append(f"config.beta = {c.beta}: the nudged and free states then differ by about "
+               f"beta times their size, near float32 rounding (1e-7 relative), so the EP "
+               f"contrast is mostly rounding noise; use beta >= 1e-3.")
+  return out
 
 
 def from_file(path: str, variant: str = "") -> ml_collections.ConfigDict:

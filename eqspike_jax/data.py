@@ -20,6 +20,7 @@ class DatasetNotFoundError(FileNotFoundError):
 class Split(NamedTuple):
   images: np.ndarray  # [N, H*W*C] float32 in [0, 1].
   labels: np.ndarray  # [N] int32.
+  num_classes: int = 0  # Of the dataset (0: unknown).
 
 
 def resolve_data_dir(data_dir: Optional[str]) -> str:
@@ -66,7 +67,8 @@ def load_split(name: str, split: str, data_dir: Optional[str] = None,
     raise DatasetNotFoundError(_missing_message(name, split, data_dir, e)) from e
   images, labels = tfds.as_numpy(data)
   images = images.reshape(images.shape[0], -1).astype(np.float32) / 255.0
-  return Split(images=images, labels=labels.astype(np.int32))
+  num_classes = tfds.builder(name, data_dir=data_dir).info.features["label"].num_classes
+  return Split(images=images, labels=labels.astype(np.int32), num_classes=int(num_classes))
 
 
 def epoch_order(seed: int, epoch: int, num_examples: int, batch_size: int) -> np.ndarray:

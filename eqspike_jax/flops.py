@@ -1,11 +1,13 @@
 """Analytic FLOP counts of one EP training step, and a jaxpr counter to check them against.
 
-The analytic count lists every matrix product one training step of ``rate_ep`` performs, with its
-batched shape, exactly as ``rate_ep.step``, ``run_phase``, ``ep_gradient`` and ``online_update``
-compute them. A product ``[m, k] @ [k, n]`` costs ``2 m k n`` FLOPs (one multiply and one add per
-multiply-accumulate). Elementwise work (activations, biases, the nudge, the optimizer) is left out
-of the FLOPs and reported separately as the number of activation evaluations, since its cost
-depends on the activation and on fusion rather than on arithmetic.
+The analytic count lists every matrix product one training step performs, with its batched
+shape, exactly as the models compute them (``models.rate_ep``: ``step``, ``run_phase``,
+``contrast_sums``, ``online_phases``; ``models.eqspike``: ``free_phase``, ``nudged_phases``,
+``online_phases`` and ``spike_rule.Rule.sums``), written against the network's layers
+(``layers.dense_stack``). A product ``[m, k] @ [k, n]`` costs ``2 m k n`` FLOPs (one multiply
+and one add per multiply-accumulate). Elementwise work (activations, biases, the nudge, the
+optimizer) is left out of the FLOPs and reported separately as the number of activation
+evaluations, since its cost depends on the activation and on fusion rather than on arithmetic.
 
 ``jaxpr_cost`` counts the same products in the traced program (scan bodies times their length),
 so a test can hold the hand-written count to what the code really does.
@@ -13,10 +15,17 @@ so a test can hold the hand-written count to what the code really does.
 
 import collections
 import dataclasses
-from typing import Dict, List, NamedTuple, Sequence
+from typing import Callable, Dict, List, NamedTuple
 
 import jax.extend.core as jex_core
 import ml_collections
+
+from eqspike_jax import ep_core
+from eqspike_jax import layers
+from eqspike_jax import registry
+from eqspike_jax.layers import Architecture
+from eqspike_jax.models import eqspike
+from eqspike_jax.models import rate_ep
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,115 +53,137 @@ class Matmul:
 CATEGORIES = ("input_drive", "dynamics", "update")
 
 
+def _nudging(config: ml_collections.ConfigDict) -> ep_core.Nudging:
+  return ep_core.Nudging(config.nudging, config.beta)
+
+
 # ----------------------------------------------------------------------------------------------
-# Rate EP, analytic.
+# Products every model shares.
 # ----------------------------------------------------------------------------------------------
 
-def _check_model(config: ml_collections.ConfigDict) -> None:
-  if config.model not in ("rate_ep", "eqspike"):
-    raise ValueError(f"config.model = {config.model!r}: no FLOP count for this model.")
+def input_drive(arch: Architecture, name: str, rows: int, count: int = 1) -> Matmul:
+  """``count`` products ``forward`` of the input layer on ``rows`` rows."""
+  return Matmul(name, "input_drive", rows, arch[0].n_in, arch[0].n_out, count)
 
 
-def _num_nudged_phases(config) -> int:
-  return 2 if config.nudging == "symmetric" else 1
-
-
-def dynamics_matmuls(sizes: Sequence[int], rows: int, steps: int, phase: str) -> List[Matmul]:
-  """Products of ``steps`` calls of ``rate_ep.step`` on ``rows`` examples.
+def dynamics_matmuls(arch: Architecture, rows: int, steps: int, phase: str) -> List[Matmul]:
+  """Products of ``steps`` network steps on ``rows`` examples (``layers.layer_currents``).
 
   The drive of the first free layer comes from the input, precomputed by the caller; every
-  weight layer ``l >= 1`` is used once forward (``s_l @ W_l`` into layer ``l + 1``) and once as
-  feedback (``s_{l+1} @ W_l^T`` into layer ``l``): the output receives no feedback and the
-  clamped input needs none.
+  weight layer ``l >= 1`` is used once forward (into layer ``l + 1``) and once transposed, as
+  feedback (into layer ``l``): the output sends no feedback and the clamped input needs none.
   """
   out = []
-  for l in range(1, len(sizes) - 1):
-    fan_in, fan_out = sizes[l], sizes[l + 1]
-    out.append(Matmul(f"{phase} forward W{l}", "dynamics", rows, fan_in, fan_out, steps))
-    out.append(Matmul(f"{phase} feedback W{l}^T", "dynamics", rows, fan_out, fan_in, steps,
-                      rhs_t=True))
+  for l, layer in enumerate(arch[1:], start=1):
+    out.append(Matmul(f"{phase} forward W{l}", "dynamics", rows, layer.n_in, layer.n_out, steps))
+    out.append(Matmul(f"{phase} feedback W{l}^T", "dynamics", rows, layer.n_out, layer.n_in,
+                      steps, rhs_t=True))
   return out
 
 
-def _update_matmuls(sizes: Sequence[int], batch: int, count: int) -> List[Matmul]:
-  """Products of ``count`` calls of ``rate_ep.contrast_gradient``.
+def outer_matmuls(arch: Architecture, name: str, rows: int, first: int,
+                  per_layer: int) -> List[Matmul]:
+  """``first`` outer products ``pre^T post`` of the input layer, ``per_layer`` of each other.
 
-  Layer 0 takes one product, ``x^T (post_a - post_b)``, because the input is the same in both
-  states; every other layer takes two, ``pre_a^T post_a`` and ``pre_b^T post_b``.
+  ``rows`` is what the outer product sums over: the batch (rate EP, an online step) or batch x
+  time (``layers.Dense.outer`` on ``[B, T, .]`` arrays).
   """
-  out = [Matmul("update W0", "update", sizes[0], batch, sizes[1], count, lhs_t=True)]
-  for l in range(1, len(sizes) - 1):
-    out.append(Matmul(f"update W{l}", "update", sizes[l], batch, sizes[l + 1], 2 * count,
-                      lhs_t=True))
-  return out
+  return [Matmul(f"{name} W{l}", "update", layer.n_in, rows, layer.n_out,
+                 first if l == 0 else per_layer, lhs_t=True) for l, layer in enumerate(arch)]
 
 
 # ----------------------------------------------------------------------------------------------
-# EqSpike, analytic: the dense products the implementation performs (a chip would instead pay
-# per spike; those event counts come from eqspike.phase_events).
+# Rate EP (models/rate_ep.py).
 # ----------------------------------------------------------------------------------------------
 
-def _rule_matmuls(sizes: Sequence[int], rows: int, count: int, traces: int,
-                  shared_input: bool, debias: bool) -> List[Matmul]:
-  """Products of ``count`` calls of ``eqspike.rule_sums`` over ``rows`` (batch x time) rows.
+def _contrast_matmuls(arch: Architecture, batch: int, count: int) -> List[Matmul]:
+  """Products of ``count`` calls of ``rate_ep.contrast_sums``.
+
+  Layer 0 takes one product, ``x^T (post_a - post_b)``, because the clamped input is the same in
+  both states; every other layer takes two, ``pre_a^T post_a`` and ``pre_b^T post_b``.
+  """
+  return outer_matmuls(arch, "update", batch, count, 2 * count)
+
+
+def _rate_ep_matmuls(config: ml_collections.ConfigDict) -> List[Matmul]:
+  """``rate_ep.estimate`` (accumulated) or ``rate_ep.online_phases`` (C-EP) on one batch."""
+  arch, dyn = layers.dense_stack(config.layer_sizes), rate_ep.dynamics_from_config(config)
+  batch = config.batch_size
+  # free_phase: the drive once per example, reused by every step of every phase.
+  out = [input_drive(arch, "input drive x@W0", batch)]
+  out += dynamics_matmuls(arch, batch, dyn.t_free, "free")
+  if config.update_mode == "online":
+    # C-EP moves W0 at every nudged step, so the drive is recomputed at each of them, and each
+    # nudged step takes its own contrast with the step before it.
+    out.append(input_drive(arch, "nudged input drive x@W0", batch, dyn.t_nudge))
+    out += dynamics_matmuls(arch, batch, dyn.t_nudge, "nudged")
+    return out + _contrast_matmuls(arch, batch, dyn.t_nudge)
+  # Symmetric nudging runs both nudged phases in one vmap: products of 2B rows, same total.
+  rows = batch * ep_core.Nudging(config.nudging, config.beta).num_phases
+  out += dynamics_matmuls(arch, rows, dyn.t_nudge, "nudged")
+  return out + _contrast_matmuls(arch, batch, 1)
+
+
+# ----------------------------------------------------------------------------------------------
+# EqSpike (models/eqspike.py): the dense products the implementation performs (a chip would
+# instead pay per spike; those event counts come from events.phase_events).
+# ----------------------------------------------------------------------------------------------
+
+def _rule_matmuls(arch: Architecture, rows: int, count: int, traces: int, shared_input: bool,
+                  debias: bool) -> List[Matmul]:
+  """Products of ``count`` calls of ``spike_rule.Rule.sums`` over ``rows`` (batch x time) rows.
 
   The input layer takes one product per trace, or one in all when the traces share the input
   trains; every other layer takes two per trace (``S_pre^T du_post`` and ``du_pre^T S_post``),
   and two more per trace with ``debias`` (``self_coupling_sums``).
   """
   first = 1 if shared_input else traces
-  out = [Matmul("rule W0", "update", sizes[0], rows, sizes[1], count * first, lhs_t=True)]
   per_layer = 2 * traces * (2 if debias else 1)
-  for l in range(1, len(sizes) - 1):
-    out.append(Matmul(f"rule W{l}", "update", sizes[l], rows, sizes[l + 1], count * per_layer,
-                      lhs_t=True))
-  return out
+  return outer_matmuls(arch, "rule", rows, count * first, count * per_layer)
 
 
 def _eqspike_matmuls(config: ml_collections.ConfigDict) -> List[Matmul]:
-  sizes = tuple(config.layer_sizes)
-  batch, t_free, t_nudge = config.batch_size, config.t_free, config.t_nudge
-  symmetric = config.nudging == "symmetric"
-  phases = 2 if symmetric else 1
-  traces = 2 if symmetric or config.free_contrast else 1
-  online = config.update_mode == "online"
+  """``eqspike.Model.estimate`` (accumulated) or ``eqspike.online_phases`` on one batch."""
+  model = eqspike.model_from_config(config)
+  arch, dyn, nudging = model.arch, model.dyn, model.nudging
+  batch = config.batch_size
+  # The rule contrasts two traces: +beta with -beta, or the nudged phase with the free tail.
+  traces = 2 if nudging.symmetric or model.tail_contrast else 1
 
   def drive(name, steps):  # drives_of: one product over (batch, time); current input: one row.
-    rows = batch if config.input_mode == "current" else batch * steps
-    return Matmul(name, "input_drive", rows, sizes[0], sizes[1], 1)
+    return input_drive(arch, name, batch if dyn.current_input else batch * steps)
 
-  out = [drive("free input drive", t_free)] + dynamics_matmuls(sizes, batch, t_free, "free")
-  out += dynamics_matmuls(sizes, batch * phases, t_nudge, "nudged")
-  if online:
+  out = [drive("free input drive", dyn.t_free)]
+  out += dynamics_matmuls(arch, batch, dyn.t_free, "free")
+  # Symmetric nudging runs both nudged phases in one vmap: products of 2B rows.
+  out += dynamics_matmuls(arch, batch * nudging.num_phases, dyn.t_nudge, "nudged")
+  if config.update_mode == "online":
     # The weights move at every nudged step: the drive and the rule come once per step.
-    out.append(Matmul("nudged input drive", "input_drive", batch, sizes[0], sizes[1], t_nudge))
-    out += _rule_matmuls(sizes, batch, t_nudge, traces, symmetric, config.debias)
-  else:
-    out.append(drive("nudged input drive", t_nudge))
-    out += _rule_matmuls(sizes, batch * t_nudge, 1, traces, symmetric, config.debias)
-  return out
+    out.append(input_drive(arch, "nudged input drive", batch, dyn.t_nudge))
+    return out + _rule_matmuls(arch, batch, dyn.t_nudge, traces, nudging.symmetric,
+                               model.rule.debias)
+  out.append(drive("nudged input drive", dyn.t_nudge))
+  return out + _rule_matmuls(arch, batch * dyn.t_nudge, 1, traces, nudging.symmetric,
+                             model.rule.debias)
+
+
+# ----------------------------------------------------------------------------------------------
+# Every model.
+# ----------------------------------------------------------------------------------------------
+
+# The count of each model, keyed on its module (registry.model_module), not on its name.
+_COUNTS: Dict[object, Callable[[ml_collections.ConfigDict], List[Matmul]]] = {
+    rate_ep: _rate_ep_matmuls,
+    eqspike: _eqspike_matmuls,
+}
 
 
 def step_matmuls(config: ml_collections.ConfigDict) -> List[Matmul]:
   """Every matrix product of one training step on a batch of ``config.batch_size``."""
-  _check_model(config)
-  if config.model == "eqspike":
-    return _eqspike_matmuls(config)
-  sizes = tuple(config.layer_sizes)
-  batch = config.batch_size
-  drive = Matmul("input drive x@W0", "input_drive", batch, sizes[0], sizes[1], 1)
-  free = dynamics_matmuls(sizes, batch, config.t_free, "free")
-  if config.update_mode == "online":
-    # C-EP moves W0 at every nudged step, so the drive is recomputed at each of them, and the
-    # per-step contrast is one contrast_gradient per nudged step.
-    nudged_drive = Matmul("nudged input drive x@W0", "input_drive", batch, sizes[0], sizes[1],
-                          config.t_nudge)
-    nudged = dynamics_matmuls(sizes, batch, config.t_nudge, "nudged")
-    return [drive, nudged_drive] + free + nudged + _update_matmuls(sizes, batch, config.t_nudge)
-  # Symmetric nudging runs both nudged phases in one vmap: products of 2B rows, same total.
-  rows = batch * _num_nudged_phases(config)
-  nudged = dynamics_matmuls(sizes, rows, config.t_nudge, "nudged")
-  return [drive] + free + nudged + _update_matmuls(sizes, batch, 1)
+  count_fn = _COUNTS.get(registry.model_module(config.model))
+  if count_fn is None:
+    raise ValueError(f"config.model = {config.model!r}: no FLOP count for this model.")
+  return count_fn(config)
 
 
 def ep_step_flops(config: ml_collections.ConfigDict) -> Dict[str, int]:
@@ -171,10 +202,12 @@ def ep_step_flops(config: ml_collections.ConfigDict) -> Dict[str, int]:
   assert all(v % batch == 0 for v in by_category.values()), by_category
   counts = {c: by_category[c] // batch for c in CATEGORIES}
   counts["total"] = sum(counts[c] for c in CATEGORIES)
-  time_steps = config.t_free + _num_nudged_phases(config) * config.t_nudge
+  time_steps = config.t_free + ep_core.Nudging(config.nudging, config.beta).num_phases * (
+      config.t_nudge)
   counts["time_steps"] = time_steps
   # Activations (rate EP) or neuron integrations (EqSpike): one per free neuron per step.
-  counts["activation_evals"] = time_steps * sum(tuple(config.layer_sizes)[1:])
+  arch = layers.dense_stack(config.layer_sizes)
+  counts["activation_evals"] = time_steps * sum(layer.n_out for layer in arch)
   return counts
 
 

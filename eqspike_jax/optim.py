@@ -4,9 +4,8 @@ from typing import Sequence
 
 import optax
 
+from eqspike_jax.config_lib import SCHEDULES
 from eqspike_jax.network import Layer
-
-SCHEDULES = ("constant", "cosine")
 
 
 def schedule(name: str, learning_rate: float, total_steps: int = 0,

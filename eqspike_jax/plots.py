@@ -1,17 +1,16 @@
-"""Figures of the notebooks: training curves, spike rasters and state traces.
+"""Figures of the notebooks: training curves, STDP windows and energy bars.
 
-Every function takes data (run summaries, or a ``trajectories.record``) and optionally the axes to
-draw on, and returns the figure. Figures are ``matplotlib.figure.Figure`` objects made without
+Every function takes data (run summaries, analysis results) and optionally the axes to draw on,
+and returns the figure. Figures are ``matplotlib.figure.Figure`` objects made without
 pyplot, so nothing is kept in pyplot's global list of open figures and nothing depends on the
-backend; ``save`` writes them as PNG.
+backend; ``save`` writes them as PNG. The spike rasters and state traces of one example are in
+``raster_plots``.
 """
 
 import os
 from typing import Mapping, Optional, Sequence
 
 import matplotlib
-from matplotlib import lines
-from matplotlib import patches
 from matplotlib import ticker
 from matplotlib.figure import Figure
 import numpy as np
@@ -58,7 +57,7 @@ def training_curves(summaries: Mapping[str, dict], ax=None,
   """Test accuracy per epoch of several runs, with the paper's accuracy as a reference line.
 
   Args:
-    summaries: label -> run summary (``train.make_summary``: ``test_accuracy_per_epoch`` and
+    summaries: label -> run summary (``workdir.make_summary``: ``test_accuracy_per_epoch`` and
       ``config.model``), drawn in this order.
     ax: the axes to draw on; a new figure when None.
     paper_accuracy: the reference line (a fraction); None for none.
@@ -101,220 +100,7 @@ def training_curves(summaries: Mapping[str, dict], ax=None,
 
 
 # ================================================================================================
-# Spike rasters and state traces of one example (trajectories.record).
-# ================================================================================================
-
-
-def _as_numpy(rec: dict) -> dict:
-  """The record's arrays on the host (it may hold JAX arrays)."""
-  out = {"input_spikes": np.asarray(rec["input_spikes"])}
-  for phase in ("free", "nudged_plus", "nudged_minus"):
-    out[phase] = {k: [np.asarray(a) for a in rec[phase][k]] for k in ("u", "spikes")}
-  return out
-
-
-def _phase_lengths(rec: dict):
-  return len(rec["free"]["spikes"][0]), len(rec["nudged_plus"]["spikes"][0])
-
-
-def _layer_names(num_free: int):
-  hidden = ["hidden"] if num_free == 2 else [f"hidden {l}" for l in range(1, num_free)]
-  return hidden + ["output"]
-
-
-def _subset(candidates: np.ndarray, k: int, seed: int) -> np.ndarray:
-  """At most ``k`` of ``candidates``, drawn without replacement and sorted (a fixed seed)."""
-  if len(candidates) <= k:
-    return np.sort(candidates)
-  return np.sort(np.random.default_rng(seed).choice(candidates, k, replace=False))
-
-
-def _mark_phases(ax, t_free: int, t_total: int, label: bool) -> None:
-  """Shades the nudged phases and marks where they start."""
-  ax.axvspan(t_free, t_total, color=NUDGED_SHADE, zorder=0, linewidth=0)
-  ax.axvline(t_free, color="0.3", linestyle="--", linewidth=1.0, zorder=1)
-  ax.set_xlim(0, t_total + 0.5)
-  if label:
-    ax.text(t_free / 2, 1.01, "free phase", transform=ax.get_xaxis_transform(), ha="center",
-            va="bottom", fontsize="small")
-    ax.text((t_free + t_total) / 2, 1.01, "nudged phases (+β, −β)",
-            transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize="small")
-
-
-def _new_axes(num_panels: int, height_ratios: Sequence[float], figsize):
-  fig = Figure(figsize=figsize, layout="constrained")
-  return list(fig.subplots(num_panels, 1, sharex=True, squeeze=False,
-                           gridspec_kw={"height_ratios": list(height_ratios)})[:, 0])
-
-
-def _raster_rows(ax, times: np.ndarray, spikes: np.ndarray, rows: np.ndarray, lo: float,
-                 hi: float, colour: str, width: float = 1.0) -> None:
-  """One tick per spike of the neurons ``rows``: row ``i`` spans ``[i + lo, i + hi]``."""
-  t, i = np.nonzero(spikes[:, rows])
-  ax.vlines(times[t], i + lo, i + hi, color=colour, linewidth=width)
-
-
-def spike_raster(rec: dict, axes=None, num_input: int = 40, num_hidden: int = 40, seed: int = 0,
-                 label: Optional[int] = None, title: Optional[str] = None) -> Figure:
-  """Spikes of every layer through the free phase and both nudged phases of one example.
-
-  Rows are neurons: a random subset of the active input pixels (those that spike), a random
-  subset of the hidden neurons that spike in some phase, and every output neuron. In the nudged
-  phases each row is split: the upper half shows the spikes at ``+beta``, the lower half those at
-  ``-beta`` (the input trains are the same in both).
-
-  Args:
-    rec: a ``trajectories.record``.
-    axes: one axes per layer (input, hidden..., output), sharing the time axis; new when None.
-    num_input: input rows shown.
-    num_hidden: rows shown per hidden layer.
-    seed: picks the subsets.
-    label: the target class, whose output row is highlighted.
-    title: the figure title.
-
-  Returns:
-    The figure.
-  """
-  rec = _as_numpy(rec)
-  t_free, t_nudge = _phase_lengths(rec)
-  t_total = t_free + t_nudge
-  num_free = len(rec["free"]["spikes"])
-  s_in = rec["input_spikes"]
-  inputs = _subset(np.flatnonzero(s_in.sum(0)), num_input, seed)
-  rows = [inputs]
-  for l in range(num_free - 1):
-    active = sum(rec[p]["spikes"][l].sum(0) for p in ("free", "nudged_plus", "nudged_minus"))
-    rows.append(_subset(np.flatnonzero(active), num_hidden, seed + 1 + l))
-  rows.append(np.arange(rec["free"]["spikes"][-1].shape[1]))
-  if axes is None:
-    # The output has few rows but is what the nudge acts on: give it room.
-    axes = _new_axes(len(rows), [max(len(r), 20) for r in rows], (10, 10))
-  fig = axes[0].figure
-
-  # The input train S_x(t) drives the step that starts at t; the layers' spikes are emitted at
-  # the end of steps, at times 1 .. t_total (trajectories.py).
-  in_times = np.arange(t_total)
-  free_times = np.arange(1, t_free + 1)
-  nudged_times = np.arange(t_free + 1, t_total + 1)
-  names = ["input"] + _layer_names(num_free)
-  for panel, (ax, name, r) in enumerate(zip(axes, names, rows)):
-    _mark_phases(ax, t_free, t_total, label=panel == 0)
-    if panel == 0:
-      _raster_rows(ax, in_times, s_in, r, -0.4, 0.4, FREE_COLOUR)
-    else:
-      l = panel - 1
-      _raster_rows(ax, free_times, rec["free"]["spikes"][l], r, -0.4, 0.4, FREE_COLOUR)
-      # Half-height ticks: thicker, so their colour stays readable.
-      _raster_rows(ax, nudged_times, rec["nudged_plus"]["spikes"][l], r, 0.0, 0.45, PLUS_COLOUR,
-                   1.6)
-      _raster_rows(ax, nudged_times, rec["nudged_minus"]["spikes"][l], r, -0.45, 0.0,
-                   MINUS_COLOUR, 1.6)
-    ax.set_ylim(-0.7, len(r) - 0.3)
-    total = s_in.shape[1] if panel == 0 else rec["free"]["spikes"][panel - 1].shape[1]
-    what = "active pixels" if panel == 0 else "spiking neurons"
-    shown = f"all {total}" if len(r) == total else f"{len(r)} of {total}, {what}"
-    ax.set_ylabel(f"{name}\n({shown})", fontsize="small")
-    if name == "output":
-      ax.set_yticks(np.arange(len(r)), [str(c) for c in r], fontsize="x-small")
-      if label is not None:
-        ax.axhspan(label - 0.5, label + 0.5, color="gold", alpha=0.35, zorder=0, linewidth=0)
-        ax.get_yticklabels()[label].set_fontweight("bold")
-    else:
-      ax.set_yticks([])
-  axes[-1].set_xlabel("time step")
-  handles = [lines.Line2D([], [], color=c, marker="|", linestyle="none", markersize=10,
-                          markeredgewidth=1.5) for c in (FREE_COLOUR, PLUS_COLOUR, MINUS_COLOUR)]
-  names = ["free (and input)", "nudged +β (upper half of a row)", "nudged −β (lower half)"]
-  if label is not None:
-    handles.append(patches.Patch(color="gold", alpha=0.35))
-    names.append(f"target class ({label})")
-  fig.legend(handles, names, loc="outside lower center", ncols=len(names), fontsize="small",
-             frameon=False)
-  if title:
-    fig.suptitle(title)
-  return fig
-
-
-def _most_nudged(rec: dict, layer: int, k: int):
-  """The ``k`` neurons of ``layer`` whose end states differ most between +beta and -beta.
-
-  That difference is what the learning rule turns into a weight change, so these are the
-  neurons through which the example teaches the network. Ties (all of them when the output
-  already sits on its target and the nudge is 0) go to the neurons whose state varies most over
-  time (neither silent nor saturated). Returns the neurons and whether the nudge moved any.
-  """
-  gap = np.abs(rec["nudged_plus"]["u"][layer][-1] - rec["nudged_minus"]["u"][layer][-1])
-  spread = np.concatenate([rec[p]["u"][layer] for p in ("free", "nudged_plus", "nudged_minus")])
-  spread = spread.std(0)
-  order = np.lexsort((-spread, -gap))  # By gap, then spread, both descending.
-  return np.sort(order[:k]), bool(gap.max() > 0)
-
-
-def state_traces(rec: dict, axes=None, num_hidden: int = 8, label: Optional[int] = None,
-                 title: Optional[str] = None) -> Figure:
-  """States ``u(t)`` of hidden and output neurons through the free and both nudged phases.
-
-  Each neuron keeps its colour: a solid line through the free phase and on through the ``+beta``
-  phase, a dashed line through the ``-beta`` phase; both nudged phases start from the free end
-  state. Hidden panels show the ``num_hidden`` neurons whose end states the two nudges pull apart
-  most; the output panel shows every class.
-
-  Args:
-    rec: a ``trajectories.record``.
-    axes: one axes per free layer (hidden..., output), sharing the time axis; new when None.
-    num_hidden: neurons shown per hidden layer.
-    label: the target class, whose output trace is drawn bold.
-    title: the figure title.
-
-  Returns:
-    The figure.
-  """
-  rec = _as_numpy(rec)
-  t_free, t_nudge = _phase_lengths(rec)
-  t_total = t_free + t_nudge
-  num_free = len(rec["free"]["u"])
-  if axes is None:
-    axes = _new_axes(num_free, [1.0] * num_free, (10, 3.2 * num_free + 0.6))
-  fig = axes[0].figure
-  free_times = np.arange(t_free + 1)
-  nudged_times = np.arange(t_free, t_total + 1)
-  for l, (ax, name) in enumerate(zip(axes, _layer_names(num_free))):
-    _mark_phases(ax, t_free, t_total, label=l == 0)
-    output = l == num_free - 1
-    if output:
-      neurons = np.arange(rec["free"]["u"][l].shape[1])
-    else:
-      neurons, moved = _most_nudged(rec, l, num_hidden)
-    for j, n in enumerate(neurons):
-      colour = matplotlib.colormaps["tab10"](j % 10)
-      bold = output and n == label
-      width = 2.6 if bold else 1.2
-      tag = (f"{n} (target)" if bold else str(n)) if output else None
-      ax.plot(free_times, rec["free"]["u"][l][:, n], color=colour, linewidth=width, label=tag)
-      ax.plot(nudged_times, rec["nudged_plus"]["u"][l][:, n], color=colour, linewidth=width)
-      ax.plot(nudged_times, rec["nudged_minus"]["u"][l][:, n], color=colour, linewidth=width,
-              linestyle="--")
-    ax.set_ylim(-0.03, 1.03)
-    ax.grid(True, alpha=0.3)
-    if output:
-      ax.set_ylabel("output state u\n(all classes)", fontsize="small")
-      ax.legend(title="class", loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small",
-                title_fontsize="small", frameon=False)
-    else:
-      total = rec["free"]["u"][l].shape[1]
-      which = "most moved\nby the nudge" if moved else "most variable;\nthe nudge moves none"
-      ax.set_ylabel(f"{name} state u\n({len(neurons)} of {total}, {which})", fontsize="small")
-  axes[-1].set_xlabel("time step")
-  handles = [lines.Line2D([], [], color="0.3", linestyle=s) for s in ("-", "--")]
-  fig.legend(handles, ["free, then nudged +β", "nudged −β"], loc="outside lower center",
-             ncols=2, fontsize="small", frameon=False)
-  if title:
-    fig.suptitle(title)
-  return fig
-
-
-# ================================================================================================
-# STDP (stdp.py).
+# STDP (analysis/stdp.py).
 # ================================================================================================
 
 
@@ -322,9 +108,9 @@ def stdp_window(windows: Mapping[str, tuple], ax=None, title: Optional[str] = No
   """Weight change of an isolated synapse against ``t_post - t_pre``.
 
   Args:
-    windows: label -> ``(dt, dW)`` (``stdp.isolated_window``), drawn in this order; a label
-      containing "-beta" is drawn in the -beta colour, one starting with "free" (a synapse
-      between two free neurons) grey and dashed.
+    windows: label -> ``(dt, dW)`` (``analysis.stdp.isolated_window``), drawn in this order; a
+      label containing "-beta" is drawn in the -beta colour, one starting with "free" (a
+      synapse between two free neurons) grey and dashed.
     ax: the axes; a new figure when None.
     title: the axes title.
   """
@@ -353,8 +139,8 @@ def in_vivo_window(lags: Sequence[int], changes: Mapping[str, Sequence[float]], 
 
   Args:
     lags: the lags, ``[n]``.
-    changes: label -> change per pair ``[n]`` (e.g. ``stdp.symmetric_window``), drawn as
-      grouped bars coloured by sign.
+    changes: label -> change per pair ``[n]`` (e.g. ``analysis.stdp.symmetric_window``), drawn
+      as grouped bars coloured by sign.
     ax: the axes; a new figure when None.
     title: the axes title.
   """
@@ -382,7 +168,7 @@ def in_vivo_window(lags: Sequence[int], changes: Mapping[str, Sequence[float]], 
 
 
 # ================================================================================================
-# Energy (energy.py).
+# Energy (analysis/energy_report.py).
 # ================================================================================================
 
 
@@ -390,8 +176,8 @@ def energy_bars(report: dict, ax=None, title: Optional[str] = None) -> Figure:
   """Energy per example, inference and training, of every chip profile and GPU scenario.
 
   Args:
-    report: ``energy.build_report``'s output (``neuromorphic`` and ``gpu`` entries with
-      ``inference`` / ``training`` ``total_pj``).
+    report: ``analysis.energy_report.build_report``'s output (``neuromorphic`` and ``gpu``
+      entries with ``inference`` / ``training`` ``total_pj``).
     ax: the axes; a new figure when None.
     title: the axes title.
   """

@@ -4,23 +4,23 @@ r"""The STDP measurements of a trained EqSpike run (EQSPIKE.md section 5).
 
 Writes the isolated-synapse windows (weight change against t_post - t_pre, at +beta and -beta)
 and the in-vivo windows (spike pairs in the nudged phases of the run at its first step and at its
-last checkpoint) to ``WORKDIR/stdp.json`` and to ``--output``, and prints a summary.
+last checkpoint) to ``--output`` and then to ``WORKDIR/stdp.json`` (skipped, with one line, when
+the workdir cannot be written to), and prints a summary.
 """
-
-import json
-import os
 
 from absl import app
 from absl import flags
-import numpy as np
 
-from eqspike_jax import stdp
+from eqspike_jax.analysis import reports
+from eqspike_jax.analysis import stdp
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Workdir of a trained EqSpike run.")
 _OUTPUT = flags.DEFINE_string("output", None, "Also write the report here (e.g. results/).")
 _NUM_EXAMPLES = flags.DEFINE_integer("num_examples", 2000, "Training images measured in vivo.")
 _MAX_LAG = flags.DEFINE_integer("max_lag", 8, "Largest |t_post - t_pre| in vivo (< t_nudge).")
 flags.mark_flags_as_required(["workdir"])
+
+REPORT_FILE = "stdp.json"
 
 
 def _row(values) -> str:
@@ -40,10 +40,8 @@ def main(argv):
             f"lags {entry['lags'][0]}..{entry['lags'][-1]}: "
             f"{_row(entry[f'layer{l}/symmetric/change'])}; STDP sign at "
             f"{100 * entry[f'layer{l}/symmetric/stdp_sign_fraction']:.0f} % of lags")
-  for path in [os.path.join(_WORKDIR.value, "stdp.json")] + ([_OUTPUT.value] if _OUTPUT.value
-                                                             else []):
-    with open(path, "w") as f:
-      json.dump(out, f, indent=1, default=lambda a: np.asarray(a).tolist())
+  paths = reports.report_paths(_WORKDIR.value, REPORT_FILE, _OUTPUT.value)
+  for path in reports.write_json(out, paths, optional=paths[-1:]):
     print(f"wrote {path}")
 
 

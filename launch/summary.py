@@ -8,7 +8,7 @@ import json
 from absl import app
 from absl import flags
 
-from eqspike_jax import train
+from eqspike_jax import workdir
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "The run's workdir.")
 _OUT = flags.DEFINE_string("out", None, "Where to write the JSON summary.")
@@ -18,7 +18,7 @@ flags.mark_flags_as_required(["workdir", "out"])
 
 def main(argv):
   del argv
-  summary = train.summarize_workdir(_WORKDIR.value, _COMMAND.value)
+  summary = workdir.summarize(_WORKDIR.value, _COMMAND.value)
   with open(_OUT.value, "w") as f:
     json.dump(summary, f, indent=2)
   print(f"{_OUT.value}: epochs {summary['test_accuracy_per_epoch']}")

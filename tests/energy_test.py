@@ -1,19 +1,24 @@
 """The energy model: arithmetic by hand, event counts of a hand-built network, the report, and the
-launcher end to end on a tiny trained run."""
+launcher end to end on a tiny trained run (analysis/energy.py, analysis/energy_report.py)."""
 
 import json
 import os
 import sys
 
+from absl import flags
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from eqspike_jax import config_lib
-from eqspike_jax import energy
-from eqspike_jax import eqspike
+from eqspike_jax import events
+from eqspike_jax import metrics as metrics_lib
 from eqspike_jax import train
+from eqspike_jax.analysis import energy
+from eqspike_jax.analysis import energy_report
+from eqspike_jax.analysis import reports
+from eqspike_jax.models import eqspike
 from eqspike_jax.network import Layer
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -26,21 +31,31 @@ def energy_config(load_config):
 
 def tiny_run(nudging="symmetric", batch_size=2):
   """A 2-2-1 EqSpike network, gamma 1, T_free 4, T_nudge 2 (the run whose counts follow)."""
-  c = config_lib.base_config()
-  c.model, c.layer_sizes, c.learning_rates = "eqspike", (2, 2, 1), (1e-3, 1e-3)
-  c.gamma, c.t_free, c.t_nudge, c.beta = 1.0, 4, 2, 0.5
-  c.nudging, c.pairing, c.batch_size = nudging, "same_step", batch_size
+  c = config_lib.base_config("eqspike")
+  c.layer_sizes, c.learning_rates = (2, 2, 1), (1e-3, 1e-3)
+  c.t_free, c.t_nudge, c.beta = 4, 2, 0.5
+  c.eqspike.gamma, c.eqspike.pairing = 1.0, "same_step"
+  c.nudging, c.batch_size = nudging, batch_size
   config_lib.validate(c)
   return c
 
 
-# Per example, symmetric nudging, input x = [1, 0.5] (see test_measured_counts_by_hand):
-# free: 6 input spikes x fan-out 2 + 3 hidden spikes x fan-out 1 = 15 SOPs, 4 steps x 3 neurons;
-# each of the two nudged phases: 3 input spikes x 2 + 2 hidden x 1 = 8 SOPs, 2 x 3 neuron
-# updates, 3 x 2 writes of W0 + 2 x 1 writes of W1 = 8 synaptic updates.
-TINY_COUNTS = {"free/synaptic_ops": 15.0, "free/neuron_updates": 12.0,
-               "nudged/synaptic_ops": 16.0, "nudged/neuron_updates": 12.0,
-               "nudged/synaptic_updates": 16.0}
+def phase_counts(spikes, sops, neuron_updates, synaptic_updates):
+  return events.PhaseEvents(spikes=tuple(spikes), synaptic_ops=sops,
+                            neuron_updates=neuron_updates, synaptic_updates=synaptic_updates)
+
+
+def flat(tree):
+  """Typed counts by name, as floats: what the comparisons below compare."""
+  return {k: float(v) for k, v in metrics_lib.flatten(tree).items()}
+
+
+# Per example, symmetric nudging, input x = [1, 0.5] (made-up but consistent counts to price):
+# free: 6 input spikes x fan-out 2 + 3 hidden spikes x fan-out 1 = 15 SOPs, 4 steps x 3 neurons,
+# no weight writes; each of the two nudged phases: 3 input spikes x 2 + 2 hidden x 1 = 8 SOPs,
+# 2 x 3 neuron updates, 3 x 2 writes of W0 + 2 x 1 writes of W1 = 8 synaptic updates.
+TINY_COUNTS = events.StepEvents(free=phase_counts((6.0, 3.0, 0.0), 15.0, 12.0, 0.0),
+                                nudged=phase_counts((6.0, 4.0, 0.0), 16.0, 12.0, 16.0))
 
 
 # ================================================================================================
@@ -50,26 +65,22 @@ TINY_COUNTS = {"free/synaptic_ops": 15.0, "free/neuron_updates": 12.0,
 
 def test_neuromorphic_energy_by_hand(cfg):
   chips = energy.neuromorphic_profiles(cfg)
-  loihi_inf = energy.neuromorphic_inference(TINY_COUNTS, chips["loihi"])
+  loihi_inf = energy.neuromorphic_inference(TINY_COUNTS.free, chips["loihi"])
   assert loihi_inf.total == pytest.approx(15 * 23.6 + 12 * 52)
   loihi = energy.neuromorphic_training(TINY_COUNTS, chips["loihi"])
   assert loihi.total == pytest.approx(15 * 23.6 + 12 * 52 + 16 * 23.6 + 12 * 52 + 16 * 120)
   assert dict(loihi.terms)["synaptic_updates"] == pytest.approx(16 * 120)
   odin = energy.neuromorphic_training(TINY_COUNTS, chips["odin"])
-  assert energy.neuromorphic_inference(TINY_COUNTS, chips["odin"]).total == pytest.approx(
+  assert energy.neuromorphic_inference(TINY_COUNTS.free, chips["odin"]).total == pytest.approx(
       15 * 12.7 + 12 * 52)
   assert odin.total == pytest.approx(15 * 12.7 + 12 * 52 + 16 * 12.7 + 12 * 52 + 16 * 120)
   # A one-sided run with a free contrast also writes weights in the free phase's tail.
-  one_sided = {**TINY_COUNTS, "free/synaptic_updates": 5.0}
+  one_sided = TINY_COUNTS.replace(free=TINY_COUNTS.free.replace(synaptic_updates=5.0))
   assert energy.neuromorphic_training(one_sided, chips["loihi"]).total == pytest.approx(
       loihi.total + 5 * 120)
-
-
-def test_neuromorphic_energy_names_missing_counts(cfg):
-  chip = energy.neuromorphic_profiles(cfg)["loihi"]
-  with pytest.raises(KeyError, match="nudged/synaptic_updates"):
-    energy.neuromorphic_training({k: v for k, v in TINY_COUNTS.items()
-                                  if k != "nudged/synaptic_updates"}, chip)
+  # Inference never pays for them.
+  assert energy.neuromorphic_inference(one_sided.free, chips["loihi"]).total == pytest.approx(
+      loihi_inf.total)
 
 
 def tiny_scenario(nudged_phases=1, batch=2, dram=True):
@@ -133,8 +144,8 @@ def test_gpu_scenarios(cfg):
 
 
 def hand_built_params():
-  """No synaptic weights: hidden unit 0 sits at u = 1 (bias 1, gamma 1) and spikes at every
-  step from the second on; hidden unit 1 and the output are held silent by a bias of -5."""
+  """No synaptic weights: hidden unit 0 sits at u = 1 (bias 1, gamma 1) and emits a spike at the
+  end of every step; hidden unit 1 and the output are held silent by a bias of -5."""
   return (Layer(w=jnp.zeros((2, 2)), b=jnp.array([1.0, -5.0])),
           Layer(w=jnp.zeros((2, 1)), b=jnp.array([-5.0])))
 
@@ -144,51 +155,70 @@ def test_measured_counts_by_hand(cfg, nudging):
   """Examples A = [1, 0.5], B = [0, 0], A again, in batches of 2 (the last one smaller).
 
   Input trains of A: pixel 0 spikes at every step, pixel 1 at steps 1, 3, 5; over the free
-  steps 0-3 that is 4 + 2 spikes, over the nudged steps 4-5, 2 + 1. Hidden unit 0 spikes at
-  steps 1-3 of the free phase (3) and at both nudged steps (2); fan-outs: input 2, hidden 1.
-  B has no input spikes. Per example, free SOPs: A 6*2 + 3 = 15, B 3; per nudged phase: A
-  3*2 + 2 = 8, B 2; synaptic updates per nudged phase: A 3*2 + 2*1 = 8, B 2; one-sided with
-  the free contrast also writes over free steps 2-3: A (2 + 1)*2 + 2 = 8, B 2.
+  steps 0-3 that is 4 + 2 spikes, over the nudged steps 4-5, 2 + 1. B has no input spikes.
+  Hidden unit 0 emits S(t + 1) at the end of every step t: 4 spikes in the free phase, 2 per
+  nudged phase (the counts are of emitted spikes, ``events.phase_events``); it receives
+  (same-step pairing: the spikes the rule pairs) S(t) = 0, 1, 1, 1 in the free phase and 1, 1 in
+  each nudged phase. Fan-outs: input 2, hidden 1. Per example, free SOPs: A 6*2 + 4 = 16, B 4;
+  per nudged phase: A 3*2 + 2 = 8, B 2; synaptic updates per nudged phase (rows of spiking
+  inputs, columns of paired hidden spikes): A 3*2 + 2*1 = 8, B 2; one-sided with the free
+  contrast also writes over free steps 2-3: A (2 + 1)*2 + 2 = 8, B 2.
   """
   run = tiny_run(nudging)
   images = np.array([[1.0, 0.5], [0.0, 0.0], [1.0, 0.5]], np.float32)
-  counts = energy.measure_events(hand_built_params(), run, images, np.zeros(3, np.int32),
-                                 batch_size=2)
+  model = eqspike.model_from_config(run)
+  counts = energy_report.measure_events(model, hand_built_params(), images,
+                                        np.zeros(3, np.int32), batch_size=2)
   phases = 2 if nudging == "symmetric" else 1
   mean = lambda a, b: (2 * a + b) / 3  # Two A, one B: the last batch weighs 1, not 2.
   expected = {
-      "free/spikes/layer0": mean(6, 0), "free/spikes/layer1": 3, "free/spikes/layer2": 0,
-      "free/synaptic_ops": mean(15, 3), "free/neuron_updates": 4 * 3}
-  assert counts.inference == pytest.approx(expected)
+      "free/spikes/layer0": mean(6, 0), "free/spikes/layer1": 4, "free/spikes/layer2": 0,
+      "free/synaptic_ops": mean(16, 4), "free/neuron_updates": 4 * 3,
+      "free/synaptic_updates": 0}
+  assert flat({"free": counts.inference}) == pytest.approx(expected)
   # Inference is read off the training step's free phase: it must be what prediction runs.
-  dyn = eqspike.dynamics_from_config(run)
-  s_in, _, trace = eqspike.free_phase(hand_built_params(), jnp.asarray(images), dyn,
-                                      jax.random.PRNGKey(0))
-  predicted = eqspike.phase_events(hand_built_params(), s_in, trace, learning=False)
-  assert counts.inference == pytest.approx({f"free/{k}": float(v) for k, v in predicted.items()})
+  free = eqspike.free_phase(model.arch, hand_built_params(), jnp.asarray(images), model.dyn,
+                            jax.random.PRNGKey(0))
+  predicted = events.phase_events(model.arch, free.s_in, free.trace.emitted)
+  assert flat(counts.inference) == pytest.approx(flat(predicted))
   expected.update({
       "nudged/spikes/layer0": phases * mean(3, 0), "nudged/spikes/layer1": phases * 2,
       "nudged/spikes/layer2": 0, "nudged/synaptic_ops": phases * mean(8, 2),
       "nudged/neuron_updates": phases * 2 * 3, "nudged/synaptic_updates": phases * mean(8, 2)})
   if nudging == "one_sided":
     expected["free/synaptic_updates"] = mean(8, 2)
-  assert counts.training == pytest.approx(expected)
+  assert flat(counts.training) == pytest.approx(expected)
 
   loihi = energy.neuromorphic_profiles(cfg)["loihi"]
   updates = phases * 6 + (6 if nudging == "one_sided" else 0)
   assert energy.neuromorphic_training(counts.training, loihi).total == pytest.approx(
-      11 * 23.6 + 12 * 52 + phases * 6 * 23.6 + phases * 6 * 52 + updates * 120)
+      12 * 23.6 + 12 * 52 + phases * 6 * 23.6 + phases * 6 * 52 + updates * 120)
+
+
+def write_summary(path, flat_events):
+  path.mkdir(exist_ok=True)
+  (path / "summary.json").write_text(json.dumps({"events_per_example_last_epoch": flat_events}))
 
 
 def test_counts_from_summary(tmp_path):
-  events = {**TINY_COUNTS, "free/spikes/layer0": 6.0}
-  (tmp_path / "summary.json").write_text(json.dumps({"events_per_example_last_epoch": events}))
-  counts = energy.counts_from_summary(str(tmp_path))
-  assert counts.training == events
-  assert counts.inference == {"free/synaptic_ops": 15.0, "free/neuron_updates": 12.0,
-                              "free/spikes/layer0": 6.0}
+  summary = flat(TINY_COUNTS)
+  write_summary(tmp_path / "run", summary)
+  counts = energy_report.counts_from_summary(str(tmp_path / "run"))
+  assert flat(counts.training) == summary
+  assert flat(counts.inference) == {k[len("free/"):]: v for k, v in summary.items()
+                                    if k.startswith("free/")}
+  # Summaries from before the free phase always carried its weight writes: 0 when absent.
+  del summary["free/synaptic_updates"]
+  write_summary(tmp_path / "older", summary)
+  older = energy_report.counts_from_summary(str(tmp_path / "older"))
+  assert float(older.training.free.synaptic_updates) == 0.0
+  # Any other missing count is named.
+  del summary["nudged/synaptic_updates"]
+  write_summary(tmp_path / "broken", summary)
+  with pytest.raises(KeyError, match="nudged/synaptic_updates"):
+    energy_report.counts_from_summary(str(tmp_path / "broken"))
   with pytest.raises(FileNotFoundError, match="summary.json"):
-    energy.counts_from_summary(str(tmp_path / "nowhere"))
+    energy_report.counts_from_summary(str(tmp_path / "nowhere"))
 
 
 # ================================================================================================
@@ -197,12 +227,12 @@ def test_counts_from_summary(tmp_path):
 
 
 def tiny_counts():
-  return energy.EventCounts({k: v for k, v in TINY_COUNTS.items() if k.startswith("free/")},
-                            TINY_COUNTS, "by hand")
+  return energy_report.EventCounts(energy_report.inference_counts(TINY_COUNTS), TINY_COUNTS,
+                                   "by hand")
 
 
 def test_report_ratios_match_its_energies(cfg):
-  report = energy.build_report(tiny_counts(), tiny_run(), cfg)
+  report = energy_report.build_report(tiny_counts(), tiny_run(), cfg)
   json.dumps(report)  # Plain JSON types only.
   assert set(report["ratios"]) == set(report["gpu"]) and len(report["gpu"]) == 6
   for name, entry in report["gpu"].items():
@@ -219,16 +249,16 @@ def test_report_ratios_match_its_energies(cfg):
           > gpu["eqspike_steps/batch2_dram"]["training"]["total_pj"]
           > gpu["eqspike_steps/compute_only"]["training"]["total_pj"])
   assert report["paper"]["inference_ratio"] == 1e3 and report["paper"]["training_ratio"] == 1e2
-  table = energy.format_table(report)
+  table = energy_report.format_table(report)
   assert "loihi.e_sop" in table and "Davies et al. 2018" in table
   assert "eqspike_steps/batch1_dram" in table and "~1e+03 inference" in table
 
 
 def test_overriding_a_constant_changes_the_result(cfg):
-  before = energy.build_report(tiny_counts(), tiny_run(), cfg)
+  before = energy_report.build_report(tiny_counts(), tiny_run(), cfg)
   cfg.loihi.e_sop.value = 30.0
   cfg.gpu.e_dram.value = 100.0
-  after = energy.build_report(tiny_counts(), tiny_run(), cfg)
+  after = energy_report.build_report(tiny_counts(), tiny_run(), cfg)
   loihi = lambda r: r["neuromorphic"]["loihi"]["inference"]["total_pj"]
   assert loihi(after) - loihi(before) == pytest.approx(15 * (30.0 - 23.6))
   assert after["constants"]["loihi.e_sop"]["value"] == 30.0
@@ -237,10 +267,11 @@ def test_overriding_a_constant_changes_the_result(cfg):
   assert gpu(after, "rate_ep_steps/compute_only") == gpu(before, "rate_ep_steps/compute_only")
   assert gpu(after, "rate_ep_steps/batch1_dram") < gpu(before, "rate_ep_steps/batch1_dram")
   cfg.gpu_model.batch_size = 7
-  assert "rate_ep_steps/batch7_dram" in energy.build_report(tiny_counts(), tiny_run(), cfg)["gpu"]
+  assert "rate_ep_steps/batch7_dram" in energy_report.build_report(tiny_counts(), tiny_run(),
+                                                                   cfg)["gpu"]
   cfg.loihi.e_neuron.value = -1.0
   with pytest.raises(ValueError, match="loihi.e_neuron"):
-    energy.build_report(tiny_counts(), tiny_run(), cfg)
+    energy_report.build_report(tiny_counts(), tiny_run(), cfg)
 
 
 def test_measured_gpu(cfg):
@@ -249,20 +280,20 @@ def test_measured_gpu(cfg):
   assert energy.measured_energy(300.0, 1e4) == pytest.approx(300.0 / 1e4 * 1e12)  # 30 mJ.
   with pytest.raises(ValueError, match=">= 0"):
     energy.measured_energy(-1.0, 10.0)
-  assert "measured" not in energy.build_report(tiny_counts(), tiny_run(), cfg)["gpu"]
+  assert "measured" not in energy_report.build_report(tiny_counts(), tiny_run(), cfg)["gpu"]
 
   cfg.gpu_measured.power_w, cfg.gpu_measured.inference_samples_per_s = 250.0, 5e4
-  report = energy.build_report(tiny_counts(), tiny_run(), cfg)
+  report = energy_report.build_report(tiny_counts(), tiny_run(), cfg)
   assert report["gpu"]["measured"]["inference"]["total_pj"] == pytest.approx(250.0 / 5e4 * 1e12)
   assert report["gpu"]["measured"]["training"] is None
   ratios = report["ratios"]["measured"]["odin"]
   assert ratios["inference"] == pytest.approx(250.0 / 5e4 * 1e12 / (15 * 12.7 + 12 * 52))
   assert ratios["training"] is None
-  assert "measured" in energy.format_table(report)
+  assert "measured" in energy_report.format_table(report)
 
 
 # ================================================================================================
-# (f) End to end on a tiny trained run.
+# (f) End to end on a tiny trained run; where reports are written.
 # ================================================================================================
 
 TINY_T_FREE, TINY_T_NUDGE = 20, 8
@@ -280,9 +311,20 @@ def trained_workdir_fixture(tmp_path_factory, mnist_data_dir):
   return workdir
 
 
+def tree_of(path):
+  """Every directory and file under ``path``, with the files' modification times."""
+  out = {}
+  for root, dirs, files in os.walk(path):
+    out.update({os.path.join(root, d): None for d in dirs})
+    out.update({os.path.join(root, f): os.path.getmtime(os.path.join(root, f)) for f in files})
+  return out
+
+
 def test_report_for_workdir(trained_workdir, cfg):
   cfg.num_examples, cfg.batch_size = 20, 20
-  report = energy.report_for_workdir(trained_workdir, cfg)
+  before = tree_of(trained_workdir)
+  report = energy_report.report_for_workdir(trained_workdir, cfg)
+  assert tree_of(trained_workdir) == before  # Reading a run creates and changes nothing in it.
   json.dumps(report)
   counts = report["counts"]
   assert counts["source"] == "measured on 20 mnist test examples"
@@ -294,30 +336,60 @@ def test_report_for_workdir(trained_workdir, cfg):
   assert counts["inference"]["free/synaptic_ops"] >= 512 * counts["inference"][
       "free/spikes/layer0"] > 0
   assert counts["training"]["nudged/synaptic_updates"] > 0
+  assert counts["training"]["free/synaptic_updates"] == 0  # Symmetric: the free phase is read.
   chip = report["neuromorphic"]["loihi"]["inference"]
   assert chip["total_pj"] == pytest.approx(counts["inference"]["free/synaptic_ops"] * 23.6
                                            + TINY_T_FREE * free * 52)
 
 
+def test_report_from_the_run_summary(trained_workdir, cfg):
+  """The trainer's flattened counts read back through ``StepEvents.from_flat``."""
+  cfg.counts = "summary"
+  report = energy_report.report_for_workdir(trained_workdir, cfg)
+  with open(os.path.join(trained_workdir, "summary.json")) as f:
+    summary = json.load(f)["events_per_example_last_epoch"]
+  assert report["counts"]["training"] == pytest.approx(summary)
+  assert report["counts"]["training"]["nudged/neuron_updates"] == 2 * TINY_T_NUDGE * (512 + 10)
+  assert report["run"]["step"] is None
+
+
 def test_report_refuses_other_runs(tmp_path, cfg):
   with pytest.raises(FileNotFoundError, match="does not exist"):
-    energy.report_for_workdir(str(tmp_path / "nowhere"), cfg)
+    energy_report.report_for_workdir(str(tmp_path / "nowhere"), cfg)
   rate = tmp_path / "rate"
   rate.mkdir()
-  (rate / "config.json").write_text(config_lib.base_config().to_json())
+  (rate / "config.json").write_text(config_lib.base_config("rate_ep").to_json())
   with pytest.raises(ValueError, match="'rate_ep' run"):
-    energy.report_for_workdir(str(rate), cfg)
+    energy_report.report_for_workdir(str(rate), cfg)
   empty = tmp_path / "empty"
   empty.mkdir()
-  c = tiny_run()
-  (empty / "config.json").write_text(c.to_json())
+  (empty / "config.json").write_text(tiny_run().to_json())
   with pytest.raises(FileNotFoundError, match="no checkpoint"):
-    energy.report_for_workdir(str(empty), cfg)
+    energy_report.report_for_workdir(str(empty), cfg)
+  assert os.listdir(empty) == ["config.json"]  # The reader made no checkpoints/ directory.
+
+
+def test_write_json_skips_only_an_optional_copy(tmp_path):
+  logged = []
+  required, missing_dir = str(tmp_path / "out" / "a.json"), str(tmp_path / "absent" / "b.json")
+  blocked = str(tmp_path / "blocked")
+  os.mkdir(blocked)  # A directory where the file should go: open() fails.
+  written = reports.write_json({"x": np.arange(2)}, [required, missing_dir, blocked],
+                               optional=[missing_dir, blocked], log=logged.append)
+  assert written == [required]
+  with open(required) as f:
+    assert json.load(f) == {"x": [0, 1]}
+  assert not os.path.exists(os.path.dirname(missing_dir))  # An optional path creates nothing.
+  assert len(logged) == 2 and all(line.startswith("not writing") for line in logged)
+  with pytest.raises(OSError):
+    reports.write_json({}, [blocked], log=logged.append)
 
 
 def test_launcher_main(trained_workdir, tmp_path, capsys, monkeypatch):
-  """``launch/energy.py``'s main as the command line runs it (in process: no second start-up)."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
+  """``launch/energy.py``'s main as the command line runs it (in process: no second start-up;
+  absl parses the config flags once per process, so both runs share one parse): with a
+  writable workdir, then with one that cannot be written to."""
+  monkeypatch.syspath_prepend(REPO_ROOT)  # launch/ is not installed; it runs from the checkout.
   from launch import energy as launcher  # pylint: disable=g-import-not-at-top
   output = str(tmp_path / "out" / "energy.json")
   argv = ["launch.energy", "--workdir", trained_workdir, "--output", output,
@@ -327,14 +399,34 @@ def test_launcher_main(trained_workdir, tmp_path, capsys, monkeypatch):
   flags.FLAGS(argv)
   try:
     launcher.main(argv[:1])
+    printed = capsys.readouterr().out
+    assert "Ratio GPU / neuromorphic" in printed and "loihi.e_sop" in printed
+    with open(output) as f:
+      report = json.load(f)
+    copy = os.path.join(trained_workdir, "energy.json")
+    with open(copy) as f:
+      assert json.load(f) == report
+    assert report["constants"]["loihi.e_sop"]["value"] == 30.0
+    assert report["network"]["t_free"] == TINY_T_FREE
+    assert report["counts"]["source"] == "measured on 20 mnist test examples"
+
+    # A read-only workdir: the table and --output survive, and one line says so.
+    os.remove(copy)
+    os.remove(output)
+    before = tree_of(trained_workdir)
+    # Tests run as root, whom permission bits do not stop: deny writes where the launcher asks.
+    real_access, denied = os.access, os.path.abspath(trained_workdir)
+    monkeypatch.setattr(os, "access", lambda path, mode, *a, **k: (
+        False if os.path.abspath(path) == denied and mode & os.W_OK
+        else real_access(path, mode, *a, **k)))
+    launcher.main(argv[:1])
   finally:
     flags.FLAGS.unparse_flags()
   printed = capsys.readouterr().out
-  assert "Ratio GPU / neuromorphic" in printed and "loihi.e_sop" in printed
+  assert "Ratio GPU / neuromorphic" in printed
+  assert [line for line in printed.splitlines() if line.startswith("not writing")] == [
+      f"not writing {copy}: {trained_workdir} is not writable (the report is only in "
+      f"{output})."]
+  assert tree_of(trained_workdir) == before
   with open(output) as f:
-    report = json.load(f)
-  with open(os.path.join(trained_workdir, "energy.json")) as f:
     assert json.load(f) == report
-  assert report["constants"]["loihi.e_sop"]["value"] == 30.0
-  assert report["network"]["t_free"] == TINY_T_FREE
-  assert report["counts"]["source"] == "measured on 20 mnist test examples"

@@ -12,7 +12,7 @@ from eqspike_jax import train
 
 def tiny_config(layer_sizes=(3, 2, 2), nudging="one_sided", update_mode="accumulated",
                 t_free=2, t_nudge=1, batch_size=5):
-  c = config_lib.base_config()
+  c = config_lib.base_config("rate_ep")
   c.layer_sizes = layer_sizes
   c.learning_rates = (1e-3,) * (len(layer_sizes) - 1)
   c.nudging = nudging
@@ -61,8 +61,12 @@ class EpStepFlopsByHandTest(parameterized.TestCase):
 
 
 def traced_update_cost(c) -> flops.JaxprCost:
-  """The cost of one traced ``algorithm.update`` of config ``c`` on a batch of ones."""
-  algorithm, optimizer = train.make_algorithm(c)
+  """The cost of one traced ``algorithm.update`` of config ``c`` on a batch of ones.
+
+  The update is the trainer's (``train.make_algorithm``), with the signature the train chunk
+  calls: ``(params, opt_state, x, y, key, axis_name=None)``.
+  """
+  algorithm, optimizer = train.make_algorithm(c, total_steps=1)
   state = train.init_state(c, algorithm, optimizer)
   x = jnp.ones((c.batch_size, c.layer_sizes[0]))
   y = jax.nn.one_hot(jnp.zeros((c.batch_size,), jnp.int32), c.layer_sizes[-1])
@@ -107,15 +111,36 @@ class EqSpikeFlopsMatchesTracedCodeTest(parameterized.TestCase):
       input_mode=["spikes", "current"],
       debias=[False, True])
   def test_matches_jaxpr(self, layer_sizes, nudging_contrast, update_mode, input_mode, debias):
-    c = config_lib.base_config()
-    c.model, c.layer_sizes, c.update_mode = "eqspike", layer_sizes, update_mode
-    c.nudging, c.free_contrast = nudging_contrast
-    c.input_mode, c.debias, c.optimizer = input_mode, debias, "sgd"
+    c = config_lib.base_config("eqspike")
+    c.layer_sizes, c.update_mode, c.optimizer = layer_sizes, update_mode, "sgd"
+    c.nudging, c.eqspike.free_contrast = nudging_contrast
+    c.eqspike.input_mode, c.eqspike.debias = input_mode, debias
+    # debias removes the self-coupling of same-step pairing, the only pairing that has one.
+    c.eqspike.pairing = "same_step" if debias else "next_step"
     c.t_free, c.t_nudge, c.batch_size = 6, 3, 7
     c.learning_rates = (1e-3,) * (len(layer_sizes) - 1)
     config_lib.validate(c)
     self.assertEqual(traced_update_cost(c).dot_flops,
                      flops.ep_step_flops(c)["total"] * c.batch_size)
+
+  @parameterized.parameters("accumulated", "online")
+  def test_stochastic_spikes_cost_as_deterministic(self, update_mode):
+    # Random streams add key arithmetic, no products: the same count must hold the traced code.
+    c = config_lib.base_config("eqspike")
+    c.layer_sizes, c.update_mode, c.optimizer = (6, 5, 4, 3), update_mode, "sgd"
+    c.eqspike.spike_mode, c.nudging = "stochastic", "random_sign"
+    c.t_free, c.t_nudge, c.batch_size = 6, 3, 7
+    c.learning_rates = (1e-3,) * 3
+    config_lib.validate(c)
+    self.assertEqual(traced_update_cost(c).dot_flops,
+                     flops.ep_step_flops(c)["total"] * c.batch_size)
+
+  def test_step_matmuls_sum_to_total(self):
+    c = config_lib.base_config("eqspike")
+    c.layer_sizes, c.t_free, c.t_nudge, c.batch_size = (6, 5, 4, 3), 6, 3, 7
+    c.learning_rates = (1e-3,) * 3
+    total = sum(mm.flops for mm in flops.step_matmuls(c))
+    self.assertEqual(total, flops.ep_step_flops(c)["total"] * c.batch_size)
 
 
 class JaxprCostTest(absltest.TestCase):

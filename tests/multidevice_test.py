@@ -5,7 +5,10 @@ import os
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow
 def test_n_devices_equal_one_device(tmp_path, mnist_data_dir):
   # The device count is fixed when JAX starts, so the comparison runs in a fresh process.
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
@@ -18,10 +21,13 @@ def test_n_devices_equal_one_device(tmp_path, mnist_data_dir):
   result = json.loads(done.stdout.strip().splitlines()[-1])
   assert result["num_devices"] == 4
   steps = result["steps"]
-  for name in ("rate_ep", "rate_ep/symmetric", "rate_ep/online", "eqspike", "eqspike/online"):
+  for name in ("rate_ep", "rate_ep/symmetric", "rate_ep/online", "rate_ep/random_sign", "eqspike",
+               "eqspike/online", "eqspike/random_sign"):
     assert steps[f"{name}/moved"] > 1e-3, steps  # The steps changed the parameters...
     for n in (2, 4):  # ...and N devices changed them as one device did, to float rounding.
       assert steps[f"{name}/{n}"] < 1e-5, (name, n, steps)
   quick = result["quick"]
   assert quick["accuracy_1"] == quick["accuracy_2"], quick
   assert quick["params_diff"] < 1e-5, quick
+  # The summary names the devices the run trained on (two of the four), not the machine's.
+  assert len(quick["devices_2"]) == 2, quick

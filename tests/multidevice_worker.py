@@ -12,18 +12,22 @@ import jax.numpy as jnp
 import numpy as np
 
 from eqspike_jax import config_lib
+from eqspike_jax import distributed
 from eqspike_jax import train
+from eqspike_jax import workdir as workdir_lib
 
 
 # (model, variant): the default update of each model, and the other paths that reduce over the
-# devices differently (online updates reduce at every nudged step).
-CASES = (("rate_ep", ""), ("rate_ep", "symmetric"), ("rate_ep", "online"), ("eqspike", ""),
-         ("eqspike", "online"))
+# devices differently (online updates reduce at every nudged step) or draw randomness (a random
+# beta sign must be the same on every device: one estimator whatever the device count).
+CASES = (("rate_ep", ""), ("rate_ep", "symmetric"), ("rate_ep", "online"),
+         ("rate_ep", "random_sign"), ("eqspike", ""), ("eqspike", "online"),
+         ("eqspike", "random_sign"))
 
 
 def tiny_config(model: str, num_devices: int, variant: str = ""):
-  c = config_lib.base_config()
-  c.model, c.num_devices = model, num_devices
+  c = config_lib.base_config(model)
+  c.num_devices = num_devices
   # SGD: Adam's first steps turn float-rounding differences of near-zero gradient entries into
   # steps of a whole learning rate, which would hide what is compared here.
   c.layer_sizes, c.optimizer, c.learning_rates = (784, 24, 10), "sgd", (0.1, 0.05)
@@ -36,6 +40,8 @@ def tiny_config(model: str, num_devices: int, variant: str = ""):
     c.nudging = "symmetric"
   elif variant == "online":
     c.update_mode = "online"
+  elif variant == "random_sign":
+    c.nudging = "random_sign"
   return c
 
 
@@ -48,9 +54,9 @@ def params_after_steps(model: str, num_devices: int, steps: int = 3, variant: st
   images = rng.random((64, 784)).astype(np.float32)
   labels = rng.integers(0, 10, 64).astype(np.int32)
   idx = np.arange(steps * c.batch_size, dtype=np.int32).reshape(steps, c.batch_size)
-  mesh = train.make_mesh(num_devices)
+  mesh = distributed.make_mesh(num_devices)
   chunk = train.make_train_chunk(algorithm, 10, mesh)
-  state, images, labels = train.replicate((state, images, labels), mesh)
+  state, images, labels = distributed.replicate((state, images, labels), mesh)
   state, _ = chunk(state, images, labels, jnp.asarray(idx), train.step_key(c.seed))
   return [np.asarray(a) for a in jax.tree.leaves(state.params)]
 
@@ -64,10 +70,8 @@ def quick_run(workdir: str, num_devices: int):
   c.batch_size, c.train_subset, c.eval_subset = 50, 600, 200
   c.num_epochs, c.steps_per_call, c.download = 2, 4, False
   summary = train.train_and_evaluate(c, workdir)
-  algorithm, optimizer = train.make_algorithm(c)
-  state, _ = train.restore_checkpoint(train._checkpoint_manager(workdir),  # pylint: disable=protected-access
-                                      train.init_state(c, algorithm, optimizer))
-  return summary, [np.asarray(a) for a in jax.tree.leaves(state.params)]
+  _, params, _ = workdir_lib.load_trained(workdir)
+  return summary, [np.asarray(a) for a in jax.tree.leaves(params)]
 
 
 def main(tmp: str):
@@ -82,7 +86,8 @@ def main(tmp: str):
   s1, p1 = quick_run(f"{tmp}/one", 1)
   s2, p2 = quick_run(f"{tmp}/two", 2)
   out["quick"] = {"accuracy_1": s1["test_accuracy_per_epoch"],
-                  "accuracy_2": s2["test_accuracy_per_epoch"], "params_diff": max_diff(p1, p2)}
+                  "accuracy_2": s2["test_accuracy_per_epoch"], "params_diff": max_diff(p1, p2),
+                  "devices_2": s2["devices"]}
   print(json.dumps(out))
 
 

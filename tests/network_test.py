@@ -1,4 +1,7 @@
-"""Tests of the network's parameters, activations and cost."""
+"""Tests of the network's parameter pytree, activations, cost and classification metrics.
+
+Initialisation, sizes and zero states moved to ``layers`` (tests/layers_test.py).
+"""
 
 import chex
 import jax
@@ -7,41 +10,18 @@ import numpy as np
 import pytest
 
 from eqspike_jax import network
-
-SIZES = (7, 5, 3)
-
-
-def test_init_params_shapes_and_uniform_bounds():
-  params = network.init_params(jax.random.PRNGKey(0), SIZES)
-  chex.assert_shape([l.w for l in params], [(7, 5), (5, 3)])
-  chex.assert_shape([l.b for l in params], [(5,), (3,)])
-  assert network.layer_sizes_of(params) == SIZES
-  for layer, fan_in in zip(params, SIZES[:-1]):
-    bound = 1.0 / np.sqrt(fan_in)
-    for a in (layer.w, layer.b):
-      assert np.all(np.abs(a) <= bound)
-      assert np.max(np.abs(a)) > 0.5 * bound  # Spread over the range, not all near 0.
+from eqspike_jax.network import Layer
 
 
-def test_init_params_glorot_and_scale():
-  params = network.init_params(jax.random.PRNGKey(0), SIZES, init="glorot", scale=2.0)
-  for layer, fan_in, fan_out in zip(params, SIZES[:-1], SIZES[1:]):
-    assert np.all(np.abs(layer.w) <= 2.0 * np.sqrt(6.0 / (fan_in + fan_out)))
-    np.testing.assert_array_equal(layer.b, 0.0)
-  unscaled = network.init_params(jax.random.PRNGKey(0), SIZES, init="glorot")
-  chex.assert_trees_all_close([l.w for l in params], [2.0 * l.w for l in unscaled])
-
-
-def test_init_params_rejects_unknown_init():
-  with pytest.raises(ValueError, match="'xavier'"):
-    network.init_params(jax.random.PRNGKey(0), SIZES, init="xavier")
-
-
-def test_zero_state():
-  params = network.init_params(jax.random.PRNGKey(0), SIZES)
-  state = network.zero_state(params)
-  chex.assert_shape(state, [(5,), (3,)])
-  chex.assert_trees_all_equal(state, (jnp.zeros(5), jnp.zeros(3)))
+def test_layer_is_a_pytree_of_w_and_b():
+  """Optimizers, checkpoints and tree maps see exactly the two arrays, w then b."""
+  layer = Layer(w=jnp.ones((3, 2)), b=jnp.zeros(2))
+  leaves, treedef = jax.tree.flatten(layer)
+  chex.assert_shape(leaves, [(3, 2), (2,)])
+  doubled = jax.tree.map(lambda a: 2 * a + 1, layer)
+  assert isinstance(doubled, Layer)
+  chex.assert_trees_all_equal(doubled, Layer(w=3 * jnp.ones((3, 2)), b=jnp.ones(2)))
+  chex.assert_trees_all_equal(jax.tree.unflatten(treedef, leaves), layer)  # The round trip.
 
 
 def test_activations():
@@ -53,6 +33,7 @@ def test_activations():
   np.testing.assert_array_equal(network.hard_sigmoid(v), [0.0, 0.0, 0.25, 0.5, 1.0, 1.0])
   assert network.get_activation("sigmoid4") is network.sigmoid4
   assert network.get_activation("hard_sigmoid") is network.hard_sigmoid
+  assert set(network.ACTIVATIONS) == {"sigmoid4", "hard_sigmoid"}
   with pytest.raises(ValueError, match="'relu'"):
     network.get_activation("relu")
 
@@ -64,3 +45,17 @@ def test_cost():
                              rtol=1e-6)
   with pytest.raises(AssertionError):
     network.cost(s_out, y[:, :2])
+
+
+def test_classification_metrics_by_hand():
+  out = jnp.array([[0.2, 0.9, 0.1], [0.5, 0.4, 0.3], [0.1, 0.2, 0.7]])
+  y = jnp.array([[0.0, 1.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+  metrics = network.classification_metrics(out, y)
+  # Examples 0 and 2 are right, example 1 (argmax 0 for class 1) is wrong.
+  np.testing.assert_allclose(metrics["accuracy"], 2.0 / 3.0, rtol=1e-6)
+  expected_loss = np.mean([0.5 * (0.04 + 0.01 + 0.01), 0.5 * (0.25 + 0.36 + 0.09),
+                           0.5 * (0.01 + 0.04 + 0.09)])
+  np.testing.assert_allclose(metrics["loss"], expected_loss, rtol=1e-6)
+  assert set(metrics) == {"loss", "accuracy"}
+  with pytest.raises(AssertionError):  # One example, not a batch.
+    network.classification_metrics(out[0], y[0])

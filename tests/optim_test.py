@@ -68,3 +68,36 @@ def test_wrong_number_of_rates_raises(rates):
 def test_unknown_optimizer_raises():
   with pytest.raises(ValueError, match="'rmsprop'"):
     optim.make_optimizer("rmsprop", (0.1, 0.1))
+
+
+def test_schedules_by_hand():
+  constant = optim.schedule("constant", 0.3)
+  np.testing.assert_allclose([constant(0), constant(1000)], [0.3, 0.3])
+  cosine = optim.schedule("cosine", 0.2, total_steps=10, final_fraction=0.1)
+  # optax: lr ((1 - alpha) (1 + cos(pi t / T)) / 2 + alpha), constant at alpha lr after T.
+  for t in (0, 3, 5, 10, 15):
+    expected = 0.2 * (0.9 * 0.5 * (1 + np.cos(np.pi * min(t, 10) / 10)) + 0.1)
+    np.testing.assert_allclose(cosine(t), expected, rtol=1e-6)
+
+
+def test_schedule_refusals():
+  with pytest.raises(ValueError, match="total number of optimizer steps"):
+    optim.schedule("cosine", 0.1, total_steps=0)
+  with pytest.raises(ValueError, match="'linear'"):
+    optim.schedule("linear", 0.1, total_steps=10)
+
+
+def test_cosine_schedule_per_layer_with_sgd():
+  """Each layer follows its own rate's schedule: after k steps, lr_l(k) times the gradient."""
+  params, grads = _params_and_grads()
+  rates = (0.1, 0.003)
+  optimizer = optim.make_optimizer("sgd", rates, lr_schedule="cosine", total_steps=4,
+                                   final_fraction=0.0)
+  update = jax.jit(optimizer.update)
+  state = optimizer.init(params)
+  for k in range(5):
+    updates, state = update(grads, state, params)
+    factor = 0.5 * (1 + np.cos(np.pi * min(k, 4) / 4))
+    expected = tuple(Layer(w=-lr * factor * g.w, b=-lr * factor * g.b)
+                     for lr, g in zip(rates, grads))
+    chex.assert_trees_all_close(updates, expected, rtol=1e-5, atol=1e-8)

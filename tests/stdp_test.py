@@ -1,4 +1,4 @@
-"""Tests of the STDP measurements (stdp.py, EQSPIKE.md section 5).
+"""Tests of the STDP measurements (analysis/stdp.py, EQSPIKE.md section 5).
 
 Analytic: one neuron driven from rest, and the isolated-synapse window, against values worked out
 by hand for gamma 0.2 and a unit drive (u = 0.2, 0.36, 0.488: the first spike after 3 steps).
@@ -15,10 +15,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from eqspike_jax import config_lib
 from eqspike_jax import data as data_lib
-from eqspike_jax import eqspike
-from eqspike_jax import network
-from eqspike_jax import stdp
+from eqspike_jax import registry
+from eqspike_jax.analysis import stdp
+from eqspike_jax.models import eqspike
 
 GAMMA = 0.2
 BETA = 0.5
@@ -132,12 +133,22 @@ def test_pair_window_against_every_pair(two_terms):
   np.testing.assert_allclose(change, want_change, rtol=1e-5, atol=1e-5)
 
 
-def test_in_vivo_window_on_a_tiny_network():
-  dyn = eqspike.SpikingDynamics(gamma=0.3, t_free=9, t_nudge=7, pairing="next_step")
-  params = network.init_params(jax.random.PRNGKey(1), (12, 8, 3), "uniform", 3.0)
+def tiny_model(pairing="next_step"):
+  c = config_lib.base_config("eqspike")
+  c.layer_sizes, c.learning_rates, c.init_scale = (12, 8, 3), (1e-3, 1e-3), 3.0
+  c.t_free, c.t_nudge, c.beta, c.nudging = 9, 7, 0.4, "symmetric"
+  c.eqspike.gamma, c.eqspike.pairing = 0.3, pairing
+  config_lib.validate(c)
+  return c, eqspike.model_from_config(c)
+
+
+@pytest.mark.parametrize("pairing", ["next_step", "same_step"])
+def test_in_vivo_window_on_a_tiny_network(pairing):
+  config, model = tiny_model(pairing)
+  params = registry.init_params(config)
   x = jax.random.uniform(jax.random.PRNGKey(2), (5, 12))
   y = jax.nn.one_hot(jnp.array([0, 1, 2, 0, 1]), 3)
-  window = stdp.in_vivo_window(params, x, y, jax.random.PRNGKey(3), dyn, 0.4, max_lag=4,
+  window = stdp.in_vivo_window(model, params, x, y, jax.random.PRNGKey(3), max_lag=4,
                                batch_size=2)
   np.testing.assert_array_equal(window["lags"], np.arange(-4, 5))
   for l, phase in itertools.product((0, 1), ("plus", "minus", "zero")):
@@ -150,21 +161,42 @@ def test_in_vivo_window_on_a_tiny_network():
       net, (window["layer1/plus/change"] * p + window["layer1/minus/change"] * m) / (p + m),
       rtol=1e-6)
   with pytest.raises(ValueError, match="max_lag"):
-    stdp.in_vivo_window(params, x, y, jax.random.PRNGKey(3), dyn, 0.4, max_lag=7)
+    stdp.in_vivo_window(model, params, x, y, jax.random.PRNGKey(3), max_lag=7)
+
+
+@pytest.mark.parametrize("pairing", ["next_step", "same_step"])
+def test_in_vivo_changes_sum_to_the_rule(pairing):
+  """Over every lag, the input layer's credited changes are the rule's own sums.
+
+  With ``max_lag = t_nudge - 1`` every input spike of the phase pairs with every hidden spike, so
+  synapse (i, j)'s credit summed over lags is ``N_j sum_t S_i(t) du_j(t)``, with ``N_j`` the
+  hidden neuron's spikes received in the phase: ``Rule.sums``' weight sum of layer 0, weighted
+  by the pairs each of its changes is credited in.
+  """
+  config, model = tiny_model(pairing)
+  params = registry.init_params(config)
+  x = jax.random.uniform(jax.random.PRNGKey(4), (1, 12))  # One example: N_j is its own.
+  y = jax.nn.one_hot(jnp.array([2]), 3)
+  key = jax.random.PRNGKey(5)
+  window = stdp.in_vivo_window(model, params, x, y, key, max_lag=model.dyn.t_nudge - 1)
+  s_in, (plus, _, _) = stdp.nudged_traces(model, params, x, y, key, (0.4, -0.4, 0.0))
+  n_post = jnp.sum(plus.received[0][0], axis=0)  # [n_1]
+  rule_w = model.rule.sums(model.arch, params, s_in, plus)[0].w  # [n_0, n_1]
+  assert float(jnp.sum(n_post)) > 0
+  total = np.sum(window["layer0/plus/change"] * window["layer0/plus/pairs"])
+  np.testing.assert_allclose(total, float(jnp.sum(rule_w * n_post)) / 0.4, rtol=1e-4)
 
 
 def test_in_vivo_window_of_the_first_step_on_mnist_has_the_stdp_sign(mnist_data_dir,
                                                                     load_config):
   """Real images, the default network at its initial weights: pre-before-post potentiates."""
   config = load_config("mnist_eqspike")
-  dyn = eqspike.dynamics_from_config(config)
-  params = network.init_params(jax.random.PRNGKey(0), config.layer_sizes, config.init,
-                               config.init_scale)
+  model = eqspike.model_from_config(config)
+  params = registry.init_params(config)
   split = data_lib.load_split("mnist", "train", mnist_data_dir, False, size=500)
   x = jnp.asarray(split.images)
   y = jax.nn.one_hot(split.labels, 10)
-  window = stdp.in_vivo_window(params, x, y, jax.random.PRNGKey(0), dyn, config.beta,
-                               max_lag=6)
+  window = stdp.in_vivo_window(model, params, x, y, jax.random.PRNGKey(0), max_lag=6)
   net = stdp.symmetric_window(window, layer=1)
   # Measured 94 % (16 of 17 lags) over 2000 images and 8 lags; a window without timing
   # structure sits near 50 %.

@@ -13,16 +13,21 @@ import jax
 import numpy as np
 import pytest
 
+from eqspike_jax import checkpoints
 from eqspike_jax import config_lib
 from eqspike_jax import data as data_lib
-from eqspike_jax import rate_ep
+from eqspike_jax import ep_core
+from eqspike_jax import layers
+from eqspike_jax import monitor
 from eqspike_jax import train
+from eqspike_jax import workdir as workdir_lib
+from eqspike_jax.models import rate_ep
 
 
 
 def tiny_config(**overrides):
   """A network small enough that a 2-epoch run on 600 examples takes a few seconds."""
-  c = config_lib.base_config()
+  c = config_lib.base_config("rate_ep")
   c.name = "tiny"
   c.layer_sizes = (784, 24, 10)
   c.t_free, c.t_nudge, c.beta = 8, 4, 0.5
@@ -45,12 +50,14 @@ def small_mnist(monkeypatch, mnist_data_dir):
 def final_state(config, workdir):
   """The last checkpoint of ``workdir``: ``(TrainState, history)``."""
   algorithm, optimizer = train.make_algorithm(config)
-  manager = train._checkpoint_manager(workdir)  # pylint: disable=protected-access
-  return train.restore_checkpoint(manager, train.init_state(config, algorithm, optimizer))
+  manager = checkpoints.manager_for(workdir)
+  state, history, _ = checkpoints.restore(manager, workdir,
+                                          train.init_state(config, algorithm, optimizer))
+  return state, history
 
 
 def latest_step(workdir):
-  return train._checkpoint_manager(workdir).latest_step()  # pylint: disable=protected-access
+  return checkpoints.manager_for(workdir, create=False).latest_step()
 
 
 class Interrupted(Exception):
@@ -91,12 +98,14 @@ def check_uninterrupted_run(workdir, summary, state):
   config = tiny_config()
   test = data_lib.load_split("mnist", "test", size=config.eval_subset)
   dyn = rate_ep.Dynamics(t_free=config.t_free, t_nudge=config.t_nudge)
-  out = jax.jit(lambda p, x: rate_ep.predict(p, x, dyn=dyn))(state.params, test.images)
+  arch = layers.dense_stack(config.layer_sizes)
+  out = jax.jit(lambda p, x: rate_ep.predict(arch, p, x, dyn=dyn))(state.params, test.images)
   accuracy = float(np.mean(np.argmax(out, -1) == test.labels))
   np.testing.assert_allclose(summary["final_test_accuracy"], accuracy, atol=1e-6)
   assert accuracy > 0.2  # It learned something (chance is 0.1; measured 0.41).
 
 
+@pytest.mark.slow
 def test_resumed_runs_equal_the_uninterrupted_run(small_mnist, tmp_path, monkeypatch):
   """Two epochs in one go, against a run resumed after epoch 1 and one killed mid-epoch.
 
@@ -147,7 +156,7 @@ def test_resume_with_a_different_config_raises(small_mnist, tmp_path, monkeypatc
   with pytest.raises(ValueError, match=r"'layer_sizes'"):
     train.train_and_evaluate(tiny_config(layer_sizes=(784, 32, 10)), workdir)
   # Fields that do not change the steps already taken may differ.
-  train.check_same_run(tiny_config(num_epochs=5, steps_per_call=3, checkpoint_every_steps=2),
+  workdir_lib.check_same_run(tiny_config(num_epochs=5, steps_per_call=3, checkpoint_every_steps=2),
                        workdir)
 
 
@@ -161,7 +170,8 @@ def test_divergence_raises_naming_step_and_metric(small_mnist, tmp_path):
   match = re.search(r"diverged: (\S+) = \S+ at step (\d+)", str(info.value))
   assert match, str(info.value)
   metric, step = match.group(1), int(match.group(2))
-  assert metric in ("accuracy", "loss", "residual", "grad_norm/layer0", "grad_norm/layer1")
+  assert metric in ("accuracy", "loss", "residual", "grad_norm/layer0", "grad_norm/layer1",
+                    "activity/layer1", "activity/layer2")
   assert 0 < step < 12  # Within the first epoch, before any checkpoint.
 
 
@@ -169,15 +179,15 @@ def test_check_finite_names_the_first_bad_step_and_metric():
   metrics = {"loss": np.array([0.5, 0.4, np.inf, np.nan]),
              "residual": np.array([1e-3, np.nan, 1e-3, 1e-3])}
   with pytest.raises(FloatingPointError, match=r"residual = nan at step 101\b"):
-    train.check_finite(metrics, first_step=100)
-  train.check_finite({"loss": np.array([0.5, 0.4])}, first_step=0)
+    monitor.check_finite(metrics, first_step=100)
+  monitor.check_finite({"loss": np.array([0.5, 0.4])}, first_step=0)
 
 
 def test_evaluation_ignores_the_padding():
   """23 examples in batches of 10: the 7 padding rows (label 0) must not count as correct."""
   labels = np.array([0, 1] * 11 + [0], np.int32)  # 12 zeros, 11 ones.
   split = data_lib.Split(images=np.ones((23, 5), np.float32), labels=labels)
-  always_zero = rate_ep.Algorithm(
+  always_zero = ep_core.Algorithm(
       init_params=None, update=None,
       predict=lambda params, x, key: jax.nn.one_hot(np.zeros(x.shape[0], np.int32), 3))
   evaluate = train.make_evaluate(always_zero, num_classes=3)
@@ -200,6 +210,7 @@ def test_eval_batches_pad_and_mask():
 # ================================================================================================
 
 
+@pytest.mark.slow
 def test_quick_config_learns_mnist(load_config, mnist_data_dir, tmp_path):
   """configs/mnist_rate_ep.py:quick: 2000 training images, 2 epochs, 1000 test images.
 
@@ -216,3 +227,61 @@ def test_quick_config_learns_mnist(load_config, mnist_data_dir, tmp_path):
   assert accuracies[-1] >= 0.80, accuracies
   assert accuracies[0] >= 0.70, accuracies  # Measured 86.2 %.
   assert summary["epochs"][-1]["train_residual"] < 0.05  # The free phase settles.
+
+
+# ================================================================================================
+# Throughput and progress.
+# ================================================================================================
+
+
+def test_epoch_meter_counts_only_its_epoch_and_leaves_out_compiling_calls():
+  """Per-epoch samples/s: each epoch gets a fresh meter, so a slow first epoch (or a compile)
+  does not leak into the next one's figure (it was a running mean since the process started)."""
+  meter = monitor.EpochMeter(steps_per_epoch=10, total_steps=20)
+  chunk = {"accuracy": np.array([0.5, 0.5]), "loss": np.array([1.0, 3.0])}
+  meter.add(chunk, samples=100, elapsed=50.0, compiled=True)  # Compiling: left out.
+  meter.add(chunk, samples=100, elapsed=2.0, compiled=False)
+  meter.add(chunk, samples=100, elapsed=3.0, compiled=False)
+  assert meter.samples_per_s == 200 / 5.0
+  assert meter.means() == {"accuracy": 0.5, "loss": 2.0}
+  fresh = monitor.EpochMeter(steps_per_epoch=10, total_steps=20)
+  assert fresh.samples_per_s is None
+  fresh.add(chunk, samples=100, elapsed=10.0, compiled=False)
+  assert fresh.samples_per_s == 10.0
+
+
+def test_progress_line_at_least_every_interval_with_fraction_accuracy_speed_and_eta():
+  meter = monitor.EpochMeter(steps_per_epoch=100, total_steps=300, start=0.0, last_line=0.0)
+  chunk = {"accuracy": np.array([0.25, 0.75] * 10)}
+  meter.add(chunk, samples=1000, elapsed=10.0, compiled=False)
+  assert meter.progress(step=120, now=monitor.PROGRESS_EVERY_S - 1) is None  # Too soon.
+  line = meter.progress(step=120, now=20.0)
+  # 20 steps took 20 s: 1 s per step, 80 steps left in the epoch and 180 in the run.
+  assert line == ("step 120 (epoch 2, 20 %): running train accuracy 0.5000, 100 samples/s, "
+                  "epoch 1.3 min left, run 3.0 min left"), line
+  assert meter.progress(step=120, now=21.0) is None  # The next line waits another interval.
+
+
+def test_training_logs_progress_within_an_epoch(small_mnist, tmp_path, monkeypatch):
+  del small_mnist
+  monkeypatch.setattr(monitor, "PROGRESS_EVERY_S", 0.0)  # A line after every call.
+  lines = []
+  monkeypatch.setattr(train.logging, "info",
+                      lambda fmt, *args, **kw: lines.append(str(fmt) % args if args else fmt))
+  train.train_and_evaluate(tiny_config(num_epochs=1), str(tmp_path))
+  progress = [l for l in lines if isinstance(l, str) and l.startswith("step ")]
+  assert len(progress) >= 2, lines  # 12 steps in calls of 4: 3 calls, 2 before the epoch's end.
+  assert "(epoch 1, 33 %)" in progress[0], progress
+
+
+def test_summary_names_the_devices_that_trained(small_mnist, tmp_path):
+  """The summary's devices come from the training run's provenance, not the reading machine."""
+  del small_mnist
+  workdir = str(tmp_path)
+  summary = train.train_and_evaluate(tiny_config(num_epochs=1), workdir)
+  assert summary["devices"] == [str(d) for d in jax.devices()[:1]]
+  info = workdir_lib.load_run_info(workdir)
+  info["devices"] = ["TPU_0(process=0,(0,0,0,0))", "TPU_1(process=0,(1,0,0,0))"]
+  with open(os.path.join(workdir, workdir_lib.RUN_INFO_FILE), "w") as f:
+    json.dump(info, f)
+  assert workdir_lib.summarize(workdir)["devices"] == info["devices"]

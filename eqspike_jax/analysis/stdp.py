@@ -1,9 +1,9 @@
 """Spike-timing dependence of EqSpike's weight updates (EQSPIKE.md section 5).
 
 The rule changes a synapse only when one of its two neurons spikes, by the change of the *other*
-neuron's state: ``dW = (1/beta) sum_t [S_pre(t) du_post(t) + du_pre(t) S_post(t)]`` (the second
-term is absent when the presynaptic neuron is an input). Two measurements of how that change
-depends on the timing of pre- and postsynaptic spikes:
+neuron's state: ``dW = (1/beta) sum_t [S_pre du_post(t) + du_pre(t) S_post]`` (no second term for
+an input presynaptic neuron), with the spikes the rule pairs with ``du(t)`` (``Rule.paired``).
+Two measurements of how that change depends on the timing of pre- and postsynaptic spikes:
 
 * ``isolated_window``: one synapse, a presynaptic spike at ``t_pre`` and a postsynaptic neuron
   driven from rest by a current step until it spikes, at ``t_post``. A presynaptic spike while the
@@ -17,8 +17,9 @@ depends on the timing of pre- and postsynaptic spikes:
   presynaptic and a postsynaptic spike at lag ``t_post - t_pre`` within the phase, and the weight
   change the rule made at those spikes, averaged per pair.
 
-Spike times are the steps the spikes are delivered at: an input spike ``S_x(t)`` drives step
-``t``; a free neuron's spike emitted at the end of step ``t`` is delivered at ``t + 1``.
+Spike times are the steps the spikes are delivered at, whatever the rule pairs: an input spike
+``S_x(t)`` drives step ``t``; a free neuron's spike emitted at the end of step ``t`` is received
+at ``t + 1`` (timing reads ``Trace.received``, the rule ``Rule.paired``).
 
 For a synapse between two free neurons the rule is symmetric under exchanging them (the weights
 are symmetric), so its full window is the pre-triggered window plus its mirror image; with the two
@@ -27,17 +28,27 @@ neurons driven alike it is even in ``t_post - t_pre``. ``isolated_window(kind="f
 
 import dataclasses
 import functools
-from typing import Dict, Tuple
+from typing import Dict, Sequence, Tuple
 
 import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from eqspike_jax import eqspike
+from eqspike_jax import data as data_lib
+from eqspike_jax import ep_core
+from eqspike_jax import registry
+from eqspike_jax import spike_rule
+from eqspike_jax import spiking
+from eqspike_jax import workdir as workdir_lib
+from eqspike_jax.analysis import reports
+from eqspike_jax.models import eqspike
 from eqspike_jax.network import Params
+from eqspike_jax.spiking import Trace
 
 KINDS = ("input", "free")
+# The isolated synapse follows the default network's rule: next-step pairing, du(t) with S(t+1).
+ISOLATED_RULE = spike_rule.Rule(pairing="next_step")
 
 
 # ================================================================================================
@@ -94,10 +105,10 @@ def run_neuron(current: chex.Array, gamma: float) -> Tuple[chex.Array, chex.Arra
   ``t + 1``.
   """
   chex.assert_rank(current, 1)
-  state0 = eqspike.rest_state(1, current.dtype)
+  state0 = spiking.rest_state(1, current.dtype)
 
   def body(state, i_t):
-    new, spikes = eqspike.neuron_step(state, i_t[None], gamma, stochastic=False)
+    new, spikes = spiking.neuron_step(state, i_t[None], gamma, stochastic=False)
     return new, (new.u[0], spikes[0])
 
   _, (u, spikes) = jax.lax.scan(body, state0, current)
@@ -105,9 +116,11 @@ def run_neuron(current: chex.Array, gamma: float) -> Tuple[chex.Array, chex.Arra
   return u, jnp.diff(u), spikes
 
 
-def _delivered(emitted: chex.Array) -> chex.Array:
-  """Spikes by the step they are delivered at (one step after emission)."""
-  return jnp.concatenate([jnp.zeros((1,), emitted.dtype), emitted[:-1]])
+def neuron_trace(current: chex.Array, gamma: float) -> Trace:
+  """``run_neuron`` as a one-layer ``spiking.Trace`` (``[T]`` arrays), for the rule to pair."""
+  u, du, emitted = run_neuron(current, gamma)
+  received = jnp.concatenate([jnp.zeros((1,), emitted.dtype), emitted[:-1]])  # None at rest.
+  return Trace(received=(received,), emitted=(emitted,), u=(u[:-1],), du=(du,))
 
 
 def first_spike(spikes: chex.Array) -> chex.Array:
@@ -123,31 +136,27 @@ def synapse_change(protocol: Protocol, pre_time: chex.Numeric, beta: chex.Numeri
   ``pre_time`` is the step the (first) presynaptic spike is delivered at. For ``kind="free"`` the
   presynaptic neuron gets the same drive as the postsynaptic one, shifted so that its first spike
   is delivered at ``pre_time``. The postsynaptic neuron also receives the presynaptic spikes
-  through ``weight``. Pairing is the default network's ``next_step``: ``du(t)`` of one neuron
-  with the spike the other emits at the end of step ``t``; an input spike pairs with the step it
-  drives.
+  through ``weight``. The rule pairs each neuron's ``du(t)`` with the other's spikes as
+  ``ISOLATED_RULE`` does; an input spike pairs with the step it drives.
   """
   p = protocol
   width = steps_to_spike(p.gamma, p.amplitude)
   dtype = jnp.result_type(float)
   if p.kind == "input":
-    pre_delivered = (jnp.arange(p.num_steps) == pre_time).astype(dtype)
-    du_pre = jnp.zeros((p.num_steps,), dtype)
-    pre_paired = pre_delivered  # The input pairs S_x(t) with the du(t) it drives.
+    pre_received = (jnp.arange(p.num_steps) == pre_time).astype(dtype)
+    pre_paired = pre_received
   else:
     # The first spike is emitted at the drive's last step and delivered one step later.
-    pre_onset = pre_time - width
-    _, du_pre, pre_emitted = run_neuron(
-        drive_step(p.num_steps, pre_onset, width, p.amplitude).astype(dtype), p.gamma)
-    pre_delivered = _delivered(pre_emitted)
-    pre_paired = pre_emitted
+    pre = neuron_trace(drive_step(p.num_steps, pre_time - width, width, p.amplitude
+                                  ).astype(dtype), p.gamma)
+    pre_received, pre_paired = pre.received[0], ISOLATED_RULE.paired(pre)[0]
   post_current = (drive_step(p.num_steps, p.post_onset, width, p.amplitude).astype(dtype)
-                  + p.weight * pre_delivered)
-  _, du_post, post_emitted = run_neuron(post_current, p.gamma)
-  dw = jnp.sum(pre_paired * du_post)
+                  + p.weight * pre_received)
+  post = neuron_trace(post_current, p.gamma)
+  dw = jnp.sum(pre_paired * post.du[0])
   if p.kind == "free":
-    dw += jnp.sum(du_pre * post_emitted)
-  dt = first_spike(_delivered(post_emitted)) - first_spike(pre_delivered)
+    dw += jnp.sum(pre.du[0] * ISOLATED_RULE.paired(post)[0])
+  dt = first_spike(post.received[0]) - first_spike(pre_received)
   return dt, dw / beta
 
 
@@ -228,81 +237,75 @@ def pair_window(pre_paired: chex.Array, du_post: chex.Array, post_time: chex.Arr
   return jnp.stack(changes), jnp.stack(pairs)
 
 
-def _delivery_times(trace_spikes: chex.Array, pairing: str) -> chex.Array:
-  """A free layer's trace spikes by delivery step: ``next_step`` traces hold ``S(t + 1)``."""
-  if pairing == "same_step":
-    return trace_spikes
-  zeros = jnp.zeros_like(trace_spikes[:, :1])
-  return jnp.concatenate([zeros, trace_spikes[:, :-1]], axis=1)
-
-
-def nudged_traces(params: Params, x: chex.Array, y: chex.Array, key: chex.PRNGKey,
-                  dyn: eqspike.SpikingDynamics, betas: Tuple[float, ...]):
+def nudged_traces(model: eqspike.Model, params: Params, x: chex.Array, y: chex.Array,
+                  key: chex.PRNGKey, betas: Sequence[float]) -> Tuple[chex.Array, Tuple]:
   """The nudged phases at each of ``betas`` from the same free phase and the same input trains.
 
-  Returns ``(s_in_nudge [B, T, n_0], traces)``, one ``eqspike.Trace`` per beta: exactly what
-  ``eqspike.eqspike_gradient`` runs (beta 0 continues the free phase, a control).
+  Returns ``(s_in_nudge [B, T, n_0], traces)``, one ``spiking.Trace`` per beta: the phases
+  ``model.estimate`` runs with this key (beta 0 continues the free phase, a control).
   """
-  k_free, k_nudge = jax.random.split(key)
-  s_in, s_free, _ = eqspike.free_phase_with_input(params, x, y, k_free, dyn)
-  s_in_nudge = s_in[:, dyn.t_free:]
-  _, traces = eqspike.nudged_phases(params, eqspike.drives_of(params, s_in_nudge, dyn), s_free,
-                                    y, jnp.asarray(betas, x.dtype), dyn, k_nudge)
-  return s_in_nudge, tuple(jax.tree.map(lambda a, i=i: a[i], traces)
-                           for i in range(len(betas)))
+  dyn = model.dyn
+  free = eqspike.free_phase(model.arch, params, x, dyn, key)
+  s_in_nudge = eqspike.nudged_input(x, free, dyn, key)
+  drives = spiking.drives_of(model.arch, params, s_in_nudge, dyn)
+  _, traces = eqspike.nudged_phases(model.arch, params, drives, free, y,
+                                    jnp.asarray(betas, x.dtype), dyn, key)
+  return s_in_nudge, tuple(ep_core.phase(traces, i) for i in range(len(betas)))
 
 
-def layer_window(s_in: chex.Array, trace: eqspike.Trace, layer: int, beta: float,
-                 dyn: eqspike.SpikingDynamics, max_lag: int):
-  """``pair_window`` of weight layer ``layer`` in one nudged phase, the change scaled by 1/beta."""
-  post_paired = trace.spikes[layer]
+def layer_window(rule: spike_rule.Rule, s_in: chex.Array, trace: Trace, layer: int,
+                 beta: float, max_lag: int) -> Tuple[chex.Array, chex.Array]:
+  """``pair_window`` of weight layer ``layer`` in one nudged phase, the change scaled by 1/beta.
+
+  The change is the rule's (its paired spikes, ``rule.paired``); the lags are the spikes'
+  delivery times (``trace.received``; the input train drives the step it is indexed by).
+  """
+  paired = rule.paired(trace)
+  post_paired, post_time = paired[layer], trace.received[layer]
   if layer == 0:
     pre_paired, pre_time, du_pre, post_paired_2 = s_in, s_in, None, None
   else:
-    pre_paired = trace.spikes[layer - 1]
-    pre_time = _delivery_times(pre_paired, dyn.pairing)
+    pre_paired, pre_time = paired[layer - 1], trace.received[layer - 1]
     du_pre, post_paired_2 = trace.du[layer - 1], post_paired
-  post_time = _delivery_times(post_paired, dyn.pairing)
   change, pairs = pair_window(pre_paired, trace.du[layer], post_time, pre_time, max_lag,
                               du_pre, post_paired_2)
   return change / beta, pairs
 
 
-def in_vivo_window(params: Params, x: chex.Array, y: chex.Array, key: chex.PRNGKey,
-                   dyn: eqspike.SpikingDynamics, beta: float, max_lag: int = 10,
-                   batch_size: int = 100) -> Dict[str, np.ndarray]:
+def in_vivo_window(model: eqspike.Model, params: Params, x: chex.Array, y: chex.Array,
+                   key: chex.PRNGKey, max_lag: int = 10, batch_size: int = 100
+                   ) -> Dict[str, np.ndarray]:
   """The weight change per spike pair against ``t_post - t_pre`` in real nudged phases.
 
-  Runs the nudged phases at ``+beta``, ``-beta`` and 0 (the free phase continued, a control)
-  from the same free phase, over ``x`` in batches, and gathers ``layer_window`` for every weight
-  layer. The change is the rule's, times ``1/beta`` of its phase (a chip's write with learning
-  rate 1); the 0 phase is scaled by ``1/beta`` too, for comparison.
+  Runs the nudged phases at ``+beta``, ``-beta`` (``model.nudging.beta``) and 0 (the free phase
+  continued, a control) from one free phase, over ``x`` in batches, and gathers ``layer_window``
+  of every weight layer: ``model.rule``'s change times ``1/beta`` of its phase (a chip's write
+  with learning rate 1; the 0 phase at ``1/beta`` too, for comparison).
 
   Returns:
     ``lags [2 max_lag + 1]`` and, for every layer ``l`` and phase ``p`` in ``plus``, ``minus``,
     ``zero``: ``layer{l}/{p}/change`` (mean change per pair) and ``layer{l}/{p}/pairs``.
   """
   chex.assert_rank([x, y], 2)
-  if not 0 < max_lag < dyn.t_nudge:
-    raise ValueError(f"max_lag = {max_lag}: must be in 1 .. t_nudge - 1 = {dyn.t_nudge - 1}.")
+  beta, t_nudge = model.nudging.beta, model.dyn.t_nudge
+  if not 0 < max_lag < t_nudge:
+    raise ValueError(f"max_lag = {max_lag}: must be in 1 .. t_nudge - 1 = {t_nudge - 1}.")
   phases = {"plus": beta, "minus": -beta, "zero": 0.0}
-  num_layers = len(params)
 
   @jax.jit
-  def batch_sums(x_b, y_b, key_b):
-    s_in, traces = nudged_traces(params, x_b, y_b, key_b, dyn, tuple(phases.values()))
+  def batch_sums(params, x_b, y_b, key_b):
+    s_in, traces = nudged_traces(model, params, x_b, y_b, key_b, tuple(phases.values()))
     out = {}
     for (name, b), trace in zip(phases.items(), traces):
-      scale = b if b else beta
-      for l in range(num_layers):
+      for l in range(len(params)):
         out[f"layer{l}/{name}/change"], out[f"layer{l}/{name}/pairs"] = layer_window(
-            s_in, trace, l, scale, dyn, max_lag)
+            model.rule, s_in, trace, l, b if b else beta, max_lag)
     return out
 
   totals = None
   for start in range(0, x.shape[0], batch_size):
-    sums = batch_sums(x[start:start + batch_size], y[start:start + batch_size],
-                      jax.random.fold_in(key, start))
+    sums = batch_sums(params, jnp.asarray(x[start:start + batch_size]),
+                      jnp.asarray(y[start:start + batch_size]), jax.random.fold_in(key, start))
     totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
   result = {"lags": np.arange(-max_lag, max_lag + 1)}
   for name in totals:
@@ -343,49 +346,55 @@ def stdp_sign_fraction(lags: np.ndarray, change: np.ndarray) -> float:
 # ================================================================================================
 
 
-def _listed(window: Dict[str, np.ndarray]) -> Dict[str, list]:
-  return {k: np.asarray(v).tolist() for k, v in window.items()}
+def isolated_report(gamma: float, beta: float, max_lag: int) -> Dict:
+  """The isolated windows of both kinds of synapse at ``+beta`` and ``-beta``."""
+  out = {}
+  for kind in KINDS:
+    protocol = Protocol(gamma=gamma, kind=kind)
+    for sign, name in ((1.0, "plus"), (-1.0, "minus")):
+      dt, dw = isolated_window(protocol, sign * beta, max_lag)
+      out[f"{kind}/{name}"] = {"dt": dt.tolist(), "dw": dw.tolist()}
+    out[f"{kind}/protocol"] = dataclasses.asdict(protocol)
+  return out
+
+
+def in_vivo_entry(model: eqspike.Model, params: Params, x, y, key, max_lag: int) -> Dict:
+  """``in_vivo_window`` of ``params`` with each layer's symmetric window and its STDP sign."""
+  window = in_vivo_window(model, params, x, y, key, max_lag)
+  entry = {k: np.asarray(v).tolist() for k, v in window.items()}
+  for l in range(len(params)):
+    net = symmetric_window(window, l)
+    entry[f"layer{l}/symmetric/change"] = net.tolist()
+    entry[f"layer{l}/symmetric/stdp_sign_fraction"] = stdp_sign_fraction(window["lags"], net)
+  return entry
 
 
 def report(workdir: str, num_examples: int = 2000, max_lag: int = 8,
            isolated_max_lag: int = 20, seed: int = 0) -> Dict:
   """The isolated-synapse windows and the in-vivo windows of the run in ``workdir``.
 
-  In vivo, the windows are measured at the run's initial parameters (its first training step,
-  where the output is far from the targets and the nudge moves it most) and at its last
-  checkpoint, on the first ``num_examples`` training images.
+  In vivo, the windows are measured at the run's initial parameters (``registry.init_params``:
+  its first training step, where the output is far from the targets and the nudge moves it
+  most) and at its last checkpoint, on the first ``num_examples`` training images. Reads the
+  workdir only.
   """
-  from eqspike_jax import data as data_lib  # pylint: disable=g-import-not-at-top
-  from eqspike_jax import train  # pylint: disable=g-import-not-at-top
-  config, params, step = train.load_trained(workdir)
-  if config.model != "eqspike":
-    raise ValueError(f"{workdir} holds a {config.model!r} run; the STDP measurements need an "
-                     f"EqSpike run (config.model = 'eqspike').")
-  dyn = eqspike.dynamics_from_config(config)
-  algorithm, optimizer = train.make_algorithm(config, total_steps=1)
-  initial = train.init_state(config, algorithm, optimizer).params
+  config = workdir_lib.load_config(workdir)
+  reports.require_eqspike_run(config, workdir, "the STDP measurements need an EqSpike run "
+                              "(config.model = 'eqspike').")
+  config, params, step = workdir_lib.load_trained(workdir)
+  model = eqspike.model_from_config(config)
   split = data_lib.load_split(config.dataset, "train", config.data_dir or None, config.download,
                               size=num_examples)
   x = jnp.asarray(split.images)
   y = jax.nn.one_hot(split.labels, config.layer_sizes[-1], dtype=x.dtype)
   key = jax.random.PRNGKey(seed)
-
   out = {"workdir": workdir, "config_name": config.name, "step": step,
-         "measured_at_git_sha": train.git_sha(), "seed": seed, "beta": config.beta,
-         "gamma": config.gamma, "pairing": config.pairing, "num_examples": int(x.shape[0]),
-         "isolated": {}, "in_vivo": {}}
-  for kind in KINDS:
-    protocol = Protocol(gamma=config.gamma, kind=kind)
-    for sign, name in ((1.0, "plus"), (-1.0, "minus")):
-      dt, dw = isolated_window(protocol, sign * config.beta, isolated_max_lag)
-      out["isolated"][f"{kind}/{name}"] = {"dt": dt.tolist(), "dw": dw.tolist()}
-    out["isolated"][f"{kind}/protocol"] = dataclasses.asdict(protocol)
-  for name, p, at_step in (("initial", initial, 0), ("trained", params, step)):
-    window = in_vivo_window(p, x, y, key, dyn, config.beta, max_lag)
-    entry = {"step": at_step, **_listed(window)}
-    for l in range(len(p)):
-      net = symmetric_window(window, l)
-      entry[f"layer{l}/symmetric/change"] = net.tolist()
-      entry[f"layer{l}/symmetric/stdp_sign_fraction"] = stdp_sign_fraction(window["lags"], net)
-    out["in_vivo"][name] = entry
+         "measured_at_git_sha": workdir_lib.git_sha(), "seed": seed,
+         "beta": model.nudging.beta, "gamma": model.dyn.gamma, "pairing": model.rule.pairing,
+         "num_examples": int(x.shape[0]),
+         "isolated": isolated_report(model.dyn.gamma, model.nudging.beta, isolated_max_lag),
+         "in_vivo": {}}
+  for name, p, at_step in (("initial", registry.init_params(config), 0),
+                           ("trained", params, step)):
+    out["in_vivo"][name] = {"step": at_step, **in_vivo_entry(model, p, x, y, key, max_lag)}
   return out

@@ -3,11 +3,16 @@ r"""Runs and pairs the notebooks of ``colabs/``: jupytext percent-format ``.py``
 The ``.py`` file is the source of truth; its paired ``.ipynb`` (what Colab opens) holds the same
 cells and no outputs. A notebook's knobs are lines ``NAME = value  #@param ...`` (Colab forms);
 ``execute`` replaces their values before running, so tests run every notebook on quick settings.
+From the repository root:
 
-  python -m eqspike_jax.notebooks colabs/*.py                # run at full settings: the figures
-  python -m eqspike_jax.notebooks -p QUICK=True colabs/*.py  # run with parameters overridden
-  python -m eqspike_jax.notebooks --sync colabs/*.py         # rewrite the .ipynb pairs
-  python -m eqspike_jax.notebooks --check colabs/*.py        # fail unless every pair is in sync
+  python -m colabs.runner colabs/*.py                # run at full settings: the figures
+  python -m colabs.runner -p QUICK=True colabs/*.py  # run with parameters overridden
+  python -m colabs.runner --sync colabs/*.py         # rewrite the .ipynb pairs
+  python -m colabs.runner --check colabs/*.py        # fail unless every pair is in sync
+
+The runner is a tool of the checkout, not of the installed package: the notebooks themselves
+need only ``eqspike_jax.notebook_utils`` at run time. ``colabs/*.py`` also matches this file and
+the package's ``__init__.py``; they are not notebooks and are skipped (``NOT_NOTEBOOKS``).
 """
 
 import argparse
@@ -29,29 +34,19 @@ KERNEL = "python3"  # jupyter_client starts it with this Python (sys.executable)
 _PARAM = re.compile(r"^(?P<head>\s*(?P<name>[A-Za-z_]\w*)\s*=\s*)(?P<value>.*?)"
                     r"(?P<tail>\s*#\s*@param\b.*)$")
 _FIGURES = re.compile(r"^FIGURES\s*=\s*(?P<value>\[.*\])\s*(#.*)?$", re.MULTILINE)
+# The Python files of colabs/ that are not notebooks.
+NOT_NOTEBOOKS = ("__init__.py", "runner.py")
 
 
-def enter_repo_root() -> str:
-  """Changes to the checkout's root (the folder of ``setup.cfg`` at or above the cwd).
-
-  The notebooks name configs, runs and figure folders relative to the root, wherever Jupyter
-  started them (``colabs/`` or the root).
-  """
-  root = os.getcwd()
-  while not os.path.exists(os.path.join(root, "setup.cfg")):
-    if os.path.dirname(root) == root:
-      raise FileNotFoundError(f"no setup.cfg at or above {os.getcwd()}: start the notebook "
-                              f"inside the eqspike-jax checkout.")
-    root = os.path.dirname(root)
-  os.chdir(root)
-  return root
+def is_notebook(path: str) -> bool:
+  """False for the runner's own files, which ``colabs/*.py`` matches too."""
+  return os.path.basename(path) not in NOT_NOTEBOOKS
 
 
-def check_figures(figure_dir: str, figures: Sequence[str]) -> None:
-  """Fails unless a notebook wrote every figure it promises."""
-  missing = [f for f in figures if not os.path.exists(os.path.join(figure_dir, f))]
-  if missing:
-    raise AssertionError(f"figures not written to {figure_dir}: {missing}")
+def notebook_paths(folder: str) -> List[str]:
+  """The jupytext notebooks in ``folder`` (``colabs/``): every ``.py`` but the runner's, sorted."""
+  return sorted(os.path.join(folder, name) for name in os.listdir(folder)
+                if name.endswith(".py") and is_notebook(name))
 
 
 def read(path: str) -> nbformat.NotebookNode:
@@ -128,9 +123,19 @@ def _unexecuted(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def sync(path: str) -> str:
-  """Writes the ``.ipynb`` paired with the ``.py`` at ``path``, outputs stripped; returns it."""
+  """Writes the ``.ipynb`` paired with the ``.py`` at ``path``, outputs stripped; returns it.
+
+  Cells keep the ids the existing ``.ipynb`` gave them, position by position, so a sync changes
+  only the cells that changed.
+  """
   out = ipynb_path(path)
-  jupytext.write(_unexecuted(read(path)), out, fmt="ipynb")
+  nb = _unexecuted(read(path))
+  if os.path.exists(out):
+    old = nbformat.read(out, as_version=4).cells
+    for cell, old_cell in zip(nb.cells, old):
+      if "id" in old_cell:
+        cell["id"] = old_cell["id"]
+  jupytext.write(nb, out, fmt="ipynb")
   return out
 
 
@@ -138,7 +143,7 @@ def sync_problems(path: str) -> List[str]:
   """Why the ``.py`` at ``path`` and its ``.ipynb`` are not a clean pair; empty when they are."""
   out = ipynb_path(path)
   if not os.path.exists(out):
-    return [f"{out} is missing: run python -m eqspike_jax.notebooks --sync {path}"]
+    return [f"{out} is missing: run python -m colabs.runner --sync {path}"]
   py, ipynb = read(path), nbformat.read(out, as_version=4)
   problems = []
   for i, cell in enumerate(ipynb.cells):
@@ -150,7 +155,7 @@ def sync_problems(path: str) -> List[str]:
                 min(len(py.cells), len(ipynb.cells)))
     problems.append(f"{out} differs from {path} from cell {diff} on ({len(py.cells)} cells "
                     f"against {len(ipynb.cells)}): edit the .py and run python -m "
-                    f"eqspike_jax.notebooks --sync {path}")
+                    f"colabs.runner --sync {path}")
   return problems
 
 
@@ -179,7 +184,7 @@ def _parse_param(text: str):
 
 
 def main(argv: Sequence[str]) -> int:
-  parser = argparse.ArgumentParser(prog="python -m eqspike_jax.notebooks",
+  parser = argparse.ArgumentParser(prog="python -m colabs.runner",
                                    description=__doc__.split("\n")[0])
   parser.add_argument("paths", nargs="+", help="jupytext .py notebooks")
   parser.add_argument("-p", "--param", action="append", type=_parse_param, default=[],
@@ -190,6 +195,9 @@ def main(argv: Sequence[str]) -> int:
   args = parser.parse_args(argv)
   failed = 0
   for path in args.paths:
+    if not is_notebook(path):
+      print(f"skipped {path}: not a notebook")
+      continue
     if args.sync:
       print(f"wrote {sync(path)}")
     elif args.check:

@@ -1,0 +1,225 @@
+"""Spiking neurons and the spiking network's dynamics (EQSPIKE.md section 3), one example.
+
+Every free neuron keeps a state ``u`` in [0, 1] and talks to the others only through binary spikes:
+
+* integration: ``u <- clip((1 - gamma) u + gamma I, 0, 1)`` with ``I_l = forward(S_{l-1}) +
+  transpose(S_{l+1}) + b_l`` (plus ``beta (y - u_o)`` at the output in a nudged phase);
+* spikes: sigma-delta (``e <- e + u; S = [e >= 1]; e <- e - S``, so the firing rate is ``u``), or
+  ``S ~ Bernoulli(u)`` from its own random stream.
+
+Time convention of one step ``t``: the spikes ``S(t)`` emitted at the end of the previous step
+drive the integration ``u(t) -> u(t+1)``, then every neuron emits ``S(t+1)`` from ``u(t+1)``. The
+dynamics record both (``Trace.received`` and ``Trace.emitted``) and the state change; which of
+them a learning rule pairs is the rule's business (``spike_rule``).
+
+Randomness: the key of step ``t`` is ``fold_in(key, t)`` with ``t`` counted from the start of the
+free phase, so a stream never depends on how long a phase is, and two phases that cover the same
+times with the same key (the +beta and -beta phases of symmetric nudging) draw the same spikes.
+"""
+
+import dataclasses
+import functools
+from typing import Optional, Tuple
+
+import chex
+import flax
+import jax
+import jax.numpy as jnp
+
+from eqspike_jax import layers
+from eqspike_jax.layers import Architecture
+from eqspike_jax.network import Params
+
+SPIKE_MODES = ("deterministic", "stochastic")
+INPUT_MODES = ("spikes", "current")
+
+
+@dataclasses.dataclass(frozen=True)
+class SpikingDynamics:
+  """Static settings of the spiking dynamics (hashable, so usable under jit)."""
+  gamma: float = 0.2              # dt / tau: the leak and integration rate, in (0, 1].
+  t_free: int = 60
+  t_nudge: int = 20
+  spike_mode: str = "deterministic"
+  input_mode: str = "spikes"      # Pixels as spike trains (what a chip receives) or as current.
+  unroll: int = 1
+
+  @property
+  def stochastic(self) -> bool:
+    return self.spike_mode == "stochastic"
+
+  @property
+  def current_input(self) -> bool:
+    return self.input_mode == "current"
+
+
+@flax.struct.dataclass
+class NeuronState:
+  """A layer of spiking neurons (one example)."""
+  u: chex.Array       # [n] state (membrane / rate variable), in [0, 1].
+  e: chex.Array       # [n] sigma-delta accumulator, in [0, 1); unused by stochastic spikes.
+  spikes: chex.Array  # [n] spikes emitted at the end of the last step, 0. or 1.
+
+
+NetworkState = Tuple[NeuronState, ...]  # One per free layer.
+
+
+@flax.struct.dataclass
+class Trace:
+  """What happened at each step of a phase, per free layer, ``[T, n_l]`` per example."""
+  received: Tuple[chex.Array, ...]  # S_l(t): the spikes that drove step t.
+  emitted: Tuple[chex.Array, ...]   # S_l(t+1): the spikes emitted at the end of step t.
+  u: Tuple[chex.Array, ...]         # u_l(t), the state at the start of step t.
+  du: Tuple[chex.Array, ...]        # u_l(t+1) - u_l(t).
+
+
+def emit(e: chex.Array, u: chex.Array, stochastic: bool,
+         key: Optional[chex.PRNGKey]) -> Tuple[chex.Array, chex.Array]:
+  """Spikes at rate ``u``; returns the new accumulator and the spikes (0./1.)."""
+  chex.assert_equal_shape([e, u])
+  if stochastic:
+    return e, jax.random.bernoulli(key, u).astype(u.dtype)
+  e = e + u
+  spikes = (e >= 1.0).astype(u.dtype)
+  return e - spikes, spikes
+
+
+def neuron_step(state: NeuronState, current: chex.Array, gamma: float, stochastic: bool,
+                key: Optional[chex.PRNGKey] = None) -> Tuple[NeuronState, chex.Array]:
+  """Leaky integration of ``current`` then spike emission: ``(state, input) -> (state, spikes)``."""
+  chex.assert_equal_shape([state.u, current])
+  u = jnp.clip((1.0 - gamma) * state.u + gamma * current, 0.0, 1.0)
+  e, spikes = emit(state.e, u, stochastic, key)
+  return NeuronState(u=u, e=e, spikes=spikes), spikes
+
+
+def rest_state(n: int, dtype=jnp.float32) -> NeuronState:
+  zeros = jnp.zeros((n,), dtype)
+  return NeuronState(u=zeros, e=zeros, spikes=zeros)
+
+
+def step_keys(key: Optional[chex.PRNGKey], start: int, num_steps: int):
+  """``fold_in(key, t)`` for ``t = start .. start + num_steps - 1``; None without a key."""
+  if key is None:
+    return None
+  return jax.vmap(functools.partial(jax.random.fold_in, key))(jnp.arange(start, start + num_steps))
+
+
+def encode(x: chex.Array, num_steps: int, stochastic: bool, key: Optional[chex.PRNGKey] = None,
+           e0: Optional[chex.Array] = None, start: int = 0) -> Tuple[chex.Array, chex.Array]:
+  """Spike trains at rates ``x``: ``(accumulator, spikes [num_steps, n])``, one example.
+
+  An encoder continued from ``e0`` at time ``start`` gives the trains it would have given had
+  it run from 0 in one go: the free and nudged phases share one input train.
+  """
+  chex.assert_rank(x, 1)
+
+  def body(e, key_t):
+    return emit(e, x, stochastic, key_t)
+
+  keys = step_keys(key, start, num_steps) if stochastic else None
+  e0 = jnp.zeros_like(x) if e0 is None else e0
+  return jax.lax.scan(body, e0, keys, length=num_steps)
+
+
+def network_step(arch: Architecture, params: Params, drive: chex.Array, state: NetworkState,
+                 y: chex.Array, beta: Optional[chex.Numeric], dyn: SpikingDynamics,
+                 key: Optional[chex.PRNGKey]) -> Tuple[NetworkState, Trace]:
+  """One synchronous step of every free layer of one example.
+
+  Args:
+    arch: the layers.
+    params: the network.
+    drive: this step's input drive ``forward(S_x(t))`` (or ``forward(x)``), ``[n_1]``.
+    state: every free layer; its ``spikes`` are ``S(t)``.
+    y: one-hot target ``[n_out]``.
+    beta: nudging strength; None in the free phase (no nudge term).
+    dyn: the dynamics.
+    key: this step's key (stochastic spikes only).
+
+  Returns:
+    The new state and this step's record (one step of a ``Trace``).
+  """
+  chex.assert_rank([drive, y], 1)
+  chex.assert_equal_shape([drive, state[0].u])
+  chex.assert_equal_shape([y, state[-1].u])
+  n = len(state)
+  keys = jax.random.split(key, n) if dyn.stochastic else [None] * n
+  received = tuple(layer.spikes for layer in state)
+  currents = list(layers.layer_currents(arch, params, drive, received))
+  if beta is not None:
+    currents[-1] = currents[-1] + beta * (y - state[-1].u)
+  new_state = tuple(neuron_step(s, c, dyn.gamma, dyn.stochastic, k)[0]
+                    for s, c, k in zip(state, currents, keys))
+  return new_state, Trace(received=received, emitted=tuple(s.spikes for s in new_state),
+                          u=tuple(s.u for s in state),
+                          du=tuple(new.u - old.u for new, old in zip(new_state, state)))
+
+
+def run_phase(arch: Architecture, params: Params, drives: chex.Array, state0: NetworkState,
+              y: chex.Array, beta: Optional[chex.Numeric], dyn: SpikingDynamics,
+              key: Optional[chex.PRNGKey], start: int = 0) -> Tuple[NetworkState, Trace]:
+  """Runs one example for ``len(drives)`` steps from time ``start``: end state and trace."""
+  chex.assert_rank(drives, 2)
+  keys = step_keys(key, start, drives.shape[0]) if dyn.stochastic else None
+
+  def body(state, xs):
+    drive_t, key_t = xs
+    return network_step(arch, params, drive_t, state, y, beta, dyn, key_t)
+
+  return jax.lax.scan(body, state0, (drives, keys), unroll=dyn.unroll)
+
+
+def example_keys(key: Optional[chex.PRNGKey], batch: int, dyn: SpikingDynamics):
+  """Each example's own stream (stochastic spikes); None for deterministic ones."""
+  return jax.random.split(key, batch) if dyn.stochastic else None
+
+
+def batched_phase(arch: Architecture, params: Params, drives: chex.Array, state0: NetworkState,
+                  y: chex.Array, beta: Optional[chex.Numeric], dyn: SpikingDynamics,
+                  key: Optional[chex.PRNGKey], start: int = 0) -> Tuple[NetworkState, Trace]:
+  """``run_phase`` over a batch: params, beta and dyn shared; each example its own stream."""
+  phase = lambda d, s, t, k: run_phase(arch, params, d, s, t, beta, dyn, k, start)
+  keys = example_keys(key, drives.shape[0], dyn)
+  return jax.vmap(phase, in_axes=(0, 0, 0, 0 if dyn.stochastic else None))(
+      drives, state0, y, keys)
+
+
+def input_trains(x: chex.Array, num_steps: int, dyn: SpikingDynamics,
+                 key: Optional[chex.PRNGKey], e0: Optional[chex.Array] = None,
+                 start: int = 0) -> Tuple[chex.Array, chex.Array]:
+  """The batch's input trains ``[B, T, n_0]`` from time ``start`` and the encoder state after.
+
+  Current input: the pixel values themselves at every step (the encoder state is unused).
+  """
+  chex.assert_rank(x, 2)
+  if dyn.current_input:
+    return jnp.zeros_like(x), jnp.broadcast_to(x[:, None, :], (x.shape[0], num_steps, x.shape[1]))
+  keys = example_keys(key, x.shape[0], dyn)
+  e0 = jnp.zeros_like(x) if e0 is None else e0
+  encode_fn = lambda xi, ki, ei: encode(xi, num_steps, dyn.stochastic, ki, ei, start)
+  return jax.vmap(encode_fn, in_axes=(0, 0 if dyn.stochastic else None, 0))(x, keys, e0)
+
+
+def drives_of(arch: Architecture, params: Params, s_in: chex.Array,
+              dyn: SpikingDynamics) -> chex.Array:
+  """Every step's input drive ``forward(S_x(t))``, ``[B, T, n_1]``, as one product.
+
+  The input does not depend on the network, so its trains are drawn before a phase and the
+  drives of all its steps come from one product over (batch, time) instead of T small ones.
+  """
+  chex.assert_rank(s_in, 3)
+  if dyn.current_input:  # Constant: one product per example.
+    drive = arch[0].forward(params[0], s_in[:, 0])
+    return jnp.broadcast_to(drive[:, None, :], s_in.shape[:2] + drive.shape[-1:])
+  return arch[0].forward(params[0], s_in)
+
+
+def batched_rest_state(arch: Architecture, batch: int, dtype=jnp.float32) -> NetworkState:
+  return tuple(jax.tree.map(lambda a: jnp.broadcast_to(a, (batch,) + a.shape),
+                            rest_state(layer.n_out, dtype)) for layer in arch)
+
+
+def slice_time(tree, start: int, stop: int):
+  """Steps ``start:stop`` of batch-major ``[B, T, ...]`` arrays."""
+  return jax.tree.map(lambda a: a[:, start:stop], tree)

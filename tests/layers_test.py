@@ -1,0 +1,175 @@
+"""Tests of the layers: forward and transpose are one linear map and its adjoint, the contrast's
+outer product is its gradient, initialisation, wiring of the currents, checkpoint checks."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from eqspike_jax import layers
+from eqspike_jax.network import Layer
+
+SIZES = (7, 5, 3)
+ARCH = layers.dense_stack(SIZES)
+
+
+def _random_layer(n_in, n_out, seed=0):
+  rng = np.random.default_rng(seed)
+  return Layer(w=jnp.asarray(rng.normal(size=(n_in, n_out)), jnp.float32),
+               b=jnp.asarray(rng.normal(size=(n_out,)), jnp.float32))
+
+
+def _normal(shape, seed):
+  return jnp.asarray(np.random.default_rng(seed).normal(size=shape), jnp.float32)
+
+
+def test_dense_stack_sizes_and_counts():
+  chex.assert_equal(ARCH, (layers.Dense(7, 5), layers.Dense(5, 3)))
+  assert layers.sizes_of(ARCH) == SIZES
+  dense = layers.Dense(7, 5)
+  assert (dense.fan_in, dense.fan_out, dense.num_synapses) == (7, 5, 35)
+  hash(ARCH)  # Static structure: usable as a jit static argument and a cache key.
+
+
+@pytest.mark.parametrize("batch_shape", [(), (4,), (4, 6)])
+def test_forward_and_transpose_are_adjoint(batch_shape):
+  """``<transpose(p, a), b> == <a, forward(p, b)>`` for every batch shape."""
+  dense, p = layers.Dense(7, 5), _random_layer(7, 5)
+  a, b = _normal(batch_shape + (5,), 1), _normal(batch_shape + (7,), 2)
+  chex.assert_shape(dense.forward(p, b), batch_shape + (5,))
+  chex.assert_shape(dense.transpose(p, a), batch_shape + (7,))
+  lhs = jnp.sum(dense.transpose(p, a) * b)
+  rhs = jnp.sum(a * dense.forward(p, b))
+  np.testing.assert_allclose(lhs, rhs, rtol=1e-5)
+  assert abs(float(lhs)) > 1e-2  # Not a vacuous 0 == 0.
+  # By hand (float32 matmuls may sum in another order: an absolute tolerance for small entries).
+  np.testing.assert_allclose(dense.forward(p, b), np.asarray(b) @ np.asarray(p.w), rtol=1e-5,
+                             atol=1e-5)
+  np.testing.assert_allclose(dense.transpose(p, a), np.asarray(a) @ np.asarray(p.w).T,
+                             rtol=1e-5, atol=1e-5)
+
+
+def test_transpose_is_the_linear_transpose_of_forward():
+  dense, p = layers.Dense(7, 5), _random_layer(7, 5)
+  primal = jnp.zeros((4, 7))
+  cotangent = _normal((4, 5), 3)
+  (transposed,) = jax.linear_transpose(lambda s: dense.forward(p, s), primal)(cotangent)
+  np.testing.assert_allclose(transposed, dense.transpose(p, cotangent), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(4,), (4, 6)])  # [B, .] and [B, T, .]
+def test_outer_is_the_gradient_of_post_dot_forward(shape):
+  dense, p = layers.Dense(7, 5), _random_layer(7, 5)
+  pre, post = _normal(shape + (7,), 4), _normal(shape + (5,), 5)
+  grad = jax.grad(lambda w: jnp.sum(post * dense.forward(Layer(w=w, b=p.b), pre)))(p.w)
+  outer = dense.outer(pre, post)
+  chex.assert_shape(outer, (7, 5))
+  np.testing.assert_allclose(outer, grad, rtol=1e-5, atol=1e-5)
+  # By hand: the sum over examples (and steps) of the per-example outer products.
+  flat_pre, flat_post = np.reshape(pre, (-1, 7)), np.reshape(post, (-1, 5))
+  np.testing.assert_allclose(outer, sum(np.outer(a, b) for a, b in zip(flat_pre, flat_post)),
+                             rtol=1e-5, atol=1e-5)
+
+
+def test_outer_refuses_mismatched_batches():
+  dense = layers.Dense(7, 5)
+  with pytest.raises(AssertionError):
+    dense.outer(jnp.zeros((4, 7)), jnp.zeros((3, 5)))
+  with pytest.raises(AssertionError):
+    dense.outer(jnp.zeros((2, 4, 6, 7)), jnp.zeros((2, 4, 6, 5)))  # Rank 4: not [B, T, n].
+
+
+def test_init_uniform_bounds():
+  """PyTorch's nn.Linear: w and b from U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+  params = layers.init_params(ARCH, jax.random.PRNGKey(0))
+  chex.assert_shape([l.w for l in params], [(7, 5), (5, 3)])
+  chex.assert_shape([l.b for l in params], [(5,), (3,)])
+  layers.check_params(ARCH, params)
+  for layer, fan_in in zip(params, SIZES[:-1]):
+    bound = 1.0 / np.sqrt(fan_in)
+    for a in (layer.w, layer.b):
+      assert np.all(np.abs(a) <= bound)
+      assert np.max(np.abs(a)) > 0.5 * bound  # Spread over the range, not all near 0.
+
+
+def test_init_glorot_and_scale():
+  params = layers.init_params(ARCH, jax.random.PRNGKey(0), init="glorot", scale=2.0)
+  for layer, fan_in, fan_out in zip(params, SIZES[:-1], SIZES[1:]):
+    bound = np.sqrt(6.0 / (fan_in + fan_out))
+    assert np.all(np.abs(layer.w) <= 2.0 * bound)
+    assert np.max(np.abs(layer.w)) > bound  # The scale is applied (unscaled max <= bound).
+    np.testing.assert_array_equal(layer.b, 0.0)
+  unscaled = layers.init_params(ARCH, jax.random.PRNGKey(0), init="glorot")
+  chex.assert_trees_all_close([l.w for l in params], [2.0 * l.w for l in unscaled])
+  # The uniform init scales the weights only; its biases keep their bound.
+  uniform = layers.init_params(ARCH, jax.random.PRNGKey(0), "uniform", 3.0)
+  reference = layers.init_params(ARCH, jax.random.PRNGKey(0), "uniform", 1.0)
+  chex.assert_trees_all_close([l.w for l in uniform], [3.0 * l.w for l in reference])
+  chex.assert_trees_all_equal([l.b for l in uniform], [l.b for l in reference])
+
+
+def test_init_is_deterministic_and_key_dependent():
+  first = layers.init_params(ARCH, jax.random.PRNGKey(7))
+  chex.assert_trees_all_equal(layers.init_params(ARCH, jax.random.PRNGKey(7)), first)
+  other = layers.init_params(ARCH, jax.random.PRNGKey(8))
+  for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(other)):
+    assert not np.allclose(a, b)
+  # The layers draw from distinct keys: two equal-shape layers are not copies of each other.
+  same = layers.init_params(layers.dense_stack((4, 4, 4)), jax.random.PRNGKey(7))
+  assert not np.allclose(same[0].w, same[1].w)
+
+
+def test_init_refuses_unknown_init():
+  with pytest.raises(ValueError, match="'xavier'"):
+    layers.init_params(ARCH, jax.random.PRNGKey(0), init="xavier")
+
+
+def test_zero_states():
+  state = layers.zero_states(ARCH)
+  chex.assert_trees_all_equal(state, (jnp.zeros(5), jnp.zeros(3)))
+  batched = layers.zero_states(ARCH, (4, 2), jnp.float16)
+  chex.assert_shape(batched, [(4, 2, 5), (4, 2, 3)])
+  chex.assert_type(batched, jnp.float16)
+
+
+def test_layer_currents_by_hand():
+  """A 1-2-2-1 network: every free layer's drive, bias and feedback written out."""
+  arch = layers.dense_stack((1, 2, 2, 1))
+  w0, b0 = np.array([[0.5, -1.0]]), np.array([0.1, 0.2])
+  w1, b1 = np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([-0.1, -0.2])
+  w2, b2 = np.array([[0.7], [-0.3]]), np.array([0.05])
+  params = tuple(Layer(w=jnp.asarray(w, jnp.float32), b=jnp.asarray(b, jnp.float32))
+                 for w, b in ((w0, b0), (w1, b1), (w2, b2)))
+  x = 2.0
+  h1, h2, o = np.array([0.3, 0.6]), np.array([0.9, 0.2]), np.array([0.4])
+  drive = arch[0].forward(params[0], jnp.array([x]))
+  currents = layers.layer_currents(arch, params, drive,
+                                   tuple(jnp.asarray(a, jnp.float32) for a in (h1, h2, o)))
+  expected = (
+      # h1: x w0 + b0 + feedback from h2 through w1^T.
+      [x * 0.5 + 0.1 + (1.0 * 0.9 + 2.0 * 0.2), x * -1.0 + 0.2 + (3.0 * 0.9 + 4.0 * 0.2)],
+      # h2: h1 w1 + b1 + feedback from o through w2^T.
+      [0.3 * 1.0 + 0.6 * 3.0 - 0.1 + 0.7 * 0.4, 0.3 * 2.0 + 0.6 * 4.0 - 0.2 - 0.3 * 0.4],
+      # o: h2 w2 + b2, no feedback (the output is the top layer).
+      [0.9 * 0.7 + 0.2 * -0.3 + 0.05])
+  for got, want in zip(currents, expected):
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_check_params_refuses_a_mismatched_checkpoint():
+  params = layers.init_params(ARCH, jax.random.PRNGKey(0))
+  layers.check_params(ARCH, params)  # Its own parameters fit.
+  with pytest.raises(ValueError, match="3 weight layers for an architecture of 2"):
+    layers.check_params(ARCH, params + (params[-1],))
+  with pytest.raises(ValueError, match="1 weight layers for an architecture of 2"):
+    layers.check_params(ARCH, params[:1])
+  wider = layers.init_params(layers.dense_stack((7, 6, 3)), jax.random.PRNGKey(0))
+  with pytest.raises(ValueError, match=r"layer 0: .*\(7, 6\).* 7 -> 5 layer"):
+    layers.check_params(ARCH, wider)
+  transposed = (params[0], Layer(w=params[1].w.T, b=params[1].b))
+  with pytest.raises(ValueError, match=r"layer 1: .*\(3, 5\)"):
+    layers.check_params(ARCH, transposed)
+  bad_bias = (params[0], Layer(w=params[1].w, b=jnp.zeros(5)))
+  with pytest.raises(ValueError, match=r"layer 1: .*\(5,\)"):
+    layers.check_params(ARCH, bad_bias)
