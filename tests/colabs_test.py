@@ -72,6 +72,7 @@ def test_there_are_notebooks():
   assert NOTEBOOKS, "no colabs/*.py notebook found"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("notebook", NOTEBOOKS)
 def test_notebook_runs_quick_and_writes_its_figures(notebook, tmp_path, mnist_data_dir,
                                                    monkeypatch):

@@ -257,6 +257,7 @@ def test_chance_band_is_four_binomial_deviations():
   np.testing.assert_allclose(monitor.chance_band(10, 1000), 0.1 + 4 * np.sqrt(0.09 / 1000))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("overrides,message", [
     (dict(learning_rates=(1.0, 1.0)), "Training collapsed after epoch 1"),
     (dict(beta=1e-8), "Training collapsed after epoch 1"),
