@@ -14,6 +14,7 @@ import ml_collections
 _MODELS = {
     "rate_ep": ("eqspike_jax.models.rate_ep_section", "eqspike_jax.models.rate_ep"),
     "eqspike": ("eqspike_jax.models.eqspike_section", "eqspike_jax.models.eqspike"),
+    "bptt": ("eqspike_jax.models.bptt_section", "eqspike_jax.models.bptt"),
 }
 MODELS: Tuple[str, ...] = tuple(_MODELS)
 

@@ -27,10 +27,12 @@ import jax
 import jax.numpy as jnp
 
 from eqspike_jax import layers
+from eqspike_jax import surrogate as surrogate_lib
 from eqspike_jax.layers import Architecture
 from eqspike_jax.network import Params
 
-SPIKE_MODES = ("deterministic", "stochastic")
+# "rate": every spike replaced by its rate, u itself (the noise-free twin of the network).
+SPIKE_MODES = ("deterministic", "stochastic", "rate")
 INPUT_MODES = ("spikes", "current")
 
 
@@ -43,14 +45,21 @@ class SpikingDynamics:
   spike_mode: str = "deterministic"
   input_mode: str = "spikes"      # Pixels as spike trains (what a chip receives) or as current.
   unroll: int = 1
+  # BPTT only: the spike's surrogate derivative (None: spikes are not differentiated through).
+  surrogate: Optional[surrogate_lib.Surrogate] = None
 
   @property
   def stochastic(self) -> bool:
     return self.spike_mode == "stochastic"
 
   @property
+  def rate(self) -> bool:
+    return self.spike_mode == "rate"
+
+  @property
   def current_input(self) -> bool:
-    return self.input_mode == "current"
+    """The input drive is constant: pixels as current, or every spike replaced by its rate."""
+    return self.input_mode == "current" or self.rate
 
 
 @flax.struct.dataclass
@@ -73,23 +82,32 @@ class Trace:
   du: Tuple[chex.Array, ...]        # u_l(t+1) - u_l(t).
 
 
-def emit(e: chex.Array, u: chex.Array, stochastic: bool,
-         key: Optional[chex.PRNGKey]) -> Tuple[chex.Array, chex.Array]:
-  """Spikes at rate ``u``; returns the new accumulator and the spikes (0./1.)."""
+def emit(e: chex.Array, u: chex.Array, stochastic: bool, key: Optional[chex.PRNGKey],
+         rate: bool = False, surrogate: Optional[surrogate_lib.Surrogate] = None
+         ) -> Tuple[chex.Array, chex.Array]:
+  """Spikes at rate ``u``; returns the new accumulator and the spikes (0./1.).
+
+  ``rate`` emits ``u`` itself (no spikes); ``surrogate`` gives the spikes a derivative.
+  """
   chex.assert_equal_shape([e, u])
+  if rate:
+    return e, u
   if stochastic:
-    return e, jax.random.bernoulli(key, u).astype(u.dtype)
+    draws = jax.random.bernoulli(key, u).astype(u.dtype)
+    return e, draws if surrogate is None else surrogate.stochastic(draws, u)
   e = e + u
-  spikes = (e >= 1.0).astype(u.dtype)
+  spikes = (e >= 1.0).astype(u.dtype) if surrogate is None else surrogate.deterministic(e)
   return e - spikes, spikes
 
 
 def neuron_step(state: NeuronState, current: chex.Array, gamma: float, stochastic: bool,
-                key: Optional[chex.PRNGKey] = None) -> Tuple[NeuronState, chex.Array]:
+                key: Optional[chex.PRNGKey] = None, rate: bool = False,
+                surrogate: Optional[surrogate_lib.Surrogate] = None
+                ) -> Tuple[NeuronState, chex.Array]:
   """Leaky integration of ``current`` then spike emission: ``(state, input) -> (state, spikes)``."""
   chex.assert_equal_shape([state.u, current])
   u = jnp.clip((1.0 - gamma) * state.u + gamma * current, 0.0, 1.0)
-  e, spikes = emit(state.e, u, stochastic, key)
+  e, spikes = emit(state.e, u, stochastic, key, rate, surrogate)
   return NeuronState(u=u, e=e, spikes=spikes), spikes
 
 
@@ -149,7 +167,7 @@ def network_step(arch: Architecture, params: Params, drive: chex.Array, state: N
   currents = list(layers.layer_currents(arch, params, drive, received))
   if beta is not None:
     currents[-1] = currents[-1] + beta * (y - state[-1].u)
-  new_state = tuple(neuron_step(s, c, dyn.gamma, dyn.stochastic, k)[0]
+  new_state = tuple(neuron_step(s, c, dyn.gamma, dyn.stochastic, k, dyn.rate, dyn.surrogate)[0]
                     for s, c, k in zip(state, currents, keys))
   return new_state, Trace(received=received, emitted=tuple(s.spikes for s in new_state),
                           u=tuple(s.u for s in state),

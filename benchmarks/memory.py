@@ -1,0 +1,84 @@
+r"""Peak training memory per example against the number of time steps: EqSpike against BPTT.
+
+  python -m benchmarks.memory [--steps 20,50,100,200,400] [--out results/memory_vs_steps.json]
+
+For each number of free-phase steps T it compiles one training step of the shipped configs
+(configs/mnist_eqspike.py with accumulated and with online updates, configs/mnist_bptt.py), batch
+50, exactly as the trainer jits it, and reads XLA's memory analysis of the compiled program:
+the temporary buffers (what the step needs beyond its inputs and outputs) divided by the batch.
+Nothing is assumed: what an implementation stores is what the compiler allocates. EqSpike's
+nudged phase is kept at its shipped length (t_nudge 20) while the free phase grows.
+"""
+
+import json
+import os
+import sys
+
+from absl import app
+from absl import flags
+import jax
+import jax.numpy as jnp
+
+from benchmarks import common
+from eqspike_jax import config_lib
+from eqspike_jax import workdir
+
+_STEPS = flags.DEFINE_list("steps", ["20", "50", "100", "200", "400"], "Free-phase lengths T.")
+_OUT = flags.DEFINE_string("out", None, "Where to write the JSON.")
+_BATCH = 50
+VARIANTS = {  # name: (config file, overrides)
+    "eqspike_accumulated": ("configs/mnist_eqspike.py", {}),
+    "eqspike_online": ("configs/mnist_eqspike.py", {"update_mode": "online",
+                                                     "optimizer": "sgd"}),
+    "bptt": ("configs/mnist_bptt.py", {}),
+}
+
+
+def temp_bytes_per_example(config) -> dict:
+  """XLA's memory analysis of one jitted training step of ``config``."""
+  trainer = common.build_trainer(config, total_steps=1000)
+  images, labels = common.random_dataset(jax.random.PRNGKey(0), 1000, config.layer_sizes[0], 10)
+  idx = common.index_batches(0, 1000, 1, config.batch_size)
+  lowered = trainer.chunk.lower(trainer.state, images, labels, idx, jax.random.PRNGKey(1))
+  analysis = lowered.compile().memory_analysis()
+  return {"temp_bytes_per_example": analysis.temp_size_in_bytes / config.batch_size,
+          "argument_bytes": analysis.argument_size_in_bytes,
+          "output_bytes": analysis.output_size_in_bytes}
+
+
+def measure(steps) -> dict:
+  out = {}
+  for name, (path, overrides) in VARIANTS.items():
+    rows = []
+    for t in steps:
+      config = config_lib.from_file(path)
+      config.update(overrides)
+      config.t_free, config.batch_size, config.steps_per_call = t, _BATCH, 1
+      if name.startswith("eqspike_online"):
+        config.learning_rates = (1e-3, 1e-3)
+      config_lib.validate(config)
+      rows.append({"t_free": t, **temp_bytes_per_example(config)})
+      print(f"{name:22s} T {t:4d}: {rows[-1]['temp_bytes_per_example'] / 1e6:8.2f} MB per "
+            f"example", flush=True)
+    out[name] = rows
+  return out
+
+
+def main(argv):
+  del argv
+  steps = [int(s) for s in _STEPS.value]
+  result = {"benchmark": "memory_vs_steps", "command": " ".join(["python -m benchmarks.memory"]
+                                                                + sys.argv[1:]),
+            "git_sha": workdir.git_sha(), "jax_version": jax.__version__,
+            "device": str(jax.devices()[0]), "batch_size": _BATCH, "t_nudge_eqspike": 20,
+            "what": "XLA temp_size_in_bytes of one compiled training step / batch size",
+            "variants": measure(steps)}
+  if _OUT.value:
+    os.makedirs(os.path.dirname(_OUT.value) or ".", exist_ok=True)
+    with open(_OUT.value, "w") as f:
+      json.dump(result, f, indent=1)
+    print(f"wrote {_OUT.value}")
+
+
+if __name__ == "__main__":
+  app.run(main)
