@@ -65,6 +65,7 @@ def _rate_network_cost(params, x, y, gamma, steps):
   return jnp.mean(network.cost(o, y))
 
 
+@pytest.mark.slow
 def test_with_rates_instead_of_spikes_bptt_is_the_gradient_of_the_rate_network(x64):
   del x64
   sizes, steps, gamma = (9, 7, 4), 12, 0.3

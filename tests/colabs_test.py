@@ -184,6 +184,7 @@ def _example(seed=0):
   return params, x, y
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", [DETERMINISTIC, STOCHASTIC], ids=["deterministic", "stochastic"])
 def test_record_shapes(model):
   params, x, y = _example()

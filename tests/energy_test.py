@@ -320,6 +320,7 @@ def tree_of(path):
   return out
 
 
+@pytest.mark.slow
 def test_report_for_workdir(trained_workdir, cfg):
   cfg.num_examples, cfg.batch_size = 20, 20
   before = tree_of(trained_workdir)

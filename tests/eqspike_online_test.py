@@ -4,6 +4,7 @@ from absl.testing import parameterized
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from eqspike_jax import config_lib
 from eqspike_jax import layers
@@ -42,6 +43,7 @@ def _params(c):
 
 class OnlineTest(parameterized.TestCase):
 
+  @pytest.mark.slow
   @parameterized.named_parameters(
       ("symmetric_deterministic", "symmetric", True, "deterministic", "next_step", False),
       ("symmetric_stochastic", "symmetric", True, "stochastic", "next_step", False),
@@ -91,6 +93,7 @@ class OnlineTest(parameterized.TestCase):
       self.assertLess(errors[2], 0.2 * errors[1])
       self.assertGreater(float(metrics["events"].nudged.synaptic_updates), 0.0)
 
+  @pytest.mark.slow
   def test_online_event_counts_match_accumulated(self):
     c = _config("symmetric", True, "deterministic", t_free=15, t_nudge=5)
     c.layer_sizes = (9, 6, 4)

@@ -574,6 +574,7 @@ def test_shipped_configuration_tracks_the_true_gradient(seed):
   assert _cosine(grads, _true_gradient(seed)) >= 0.68
 
 
+@pytest.mark.slow
 def test_spike_count_readout_is_what_loss_and_accuracy_measure():
   """With readout='spike_count' the training loss is the cost of the readout, as the
   evaluation's is (it was the cost of u_o, so the two losses measured different things)."""
@@ -710,6 +711,7 @@ def _pitfall_norms(input_mode, weight_scale=1.0):
   return norms
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("input_mode", ["spikes"])
 def test_summed_rule_without_contrast_does_not_vanish(input_mode):
   """One-sided, no contrast: the sum stays O(1) as beta -> 0, so sum / beta blows up.
@@ -740,6 +742,7 @@ def test_symmetric_summed_rule_vanishes_with_beta(input_mode):
   assert sym[2] < 0.05 * raw[2], (sym, raw)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("input_mode", ["spikes"])
 def test_free_contrast_makes_the_expected_sum_vanish(input_mode):
   """With the free-phase contrast the beta -> 0 limit is zero-mean noise, not a bias.
@@ -925,6 +928,7 @@ def test_deterministic_spikes_do_not_depend_on_the_key():
   assert all(a.sum() > 0 for a in first)  # Every layer spiked.
 
 
+@pytest.mark.slow
 def test_jit_equals_no_jit():
   """Symmetric nudging (one case: the eager run costs seconds of op-by-op compilation)."""
   params, x, y = _small_problem()

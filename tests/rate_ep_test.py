@@ -436,6 +436,7 @@ def test_contrast_sums_equal_outer_product_formula():
   chex.assert_trees_all_close(sums, expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["ep_gradient/one_sided", "ep_gradient/symmetric",
                                   "accumulated/one_sided/sgd", "online/random_sign/sgd"])
 def test_jit_equals_no_jit(case):

@@ -34,6 +34,7 @@ def small_mnist_fixture(monkeypatch, mnist_data_dir):
 # ================================================================================================
 
 
+@pytest.mark.slow
 def test_an_output_layer_of_the_wrong_size_is_refused_and_leaves_the_workdir_usable(
     small_mnist, tmp_path):
   del small_mnist
@@ -49,6 +50,7 @@ def test_an_output_layer_of_the_wrong_size_is_refused_and_leaves_the_workdir_usa
   assert len(summary["test_accuracy_per_epoch"]) == 1
 
 
+@pytest.mark.slow
 def test_a_batch_larger_than_the_training_set_is_refused(small_mnist, tmp_path):
   del small_mnist
   with pytest.raises(ValueError, match=r"train_subset = 600: is smaller than one batch"):
@@ -175,6 +177,7 @@ def test_reading_a_run_creates_nothing(tmp_path):
 # ================================================================================================
 
 
+@pytest.mark.slow
 def test_a_held_workdir_is_refused_naming_the_holder(small_mnist, tmp_path):
   del small_mnist
   workdir = str(tmp_path)

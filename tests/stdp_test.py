@@ -142,6 +142,7 @@ def tiny_model(pairing="next_step"):
   return c, eqspike.model_from_config(c)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pairing", ["next_step", "same_step"])
 def test_in_vivo_window_on_a_tiny_network(pairing):
   config, model = tiny_model(pairing)
@@ -164,6 +165,7 @@ def test_in_vivo_window_on_a_tiny_network(pairing):
     stdp.in_vivo_window(model, params, x, y, jax.random.PRNGKey(3), max_lag=7)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pairing", ["next_step", "same_step"])
 def test_in_vivo_changes_sum_to_the_rule(pairing):
   """Over every lag, the input layer's credited changes are the rule's own sums.
@@ -187,6 +189,7 @@ def test_in_vivo_changes_sum_to_the_rule(pairing):
   np.testing.assert_allclose(total, float(jnp.sum(rule_w * n_post)) / 0.4, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_in_vivo_window_of_the_first_step_on_mnist_has_the_stdp_sign(mnist_data_dir,
                                                                     load_config):
   """Real images, the default network at its initial weights: pre-before-post potentiates."""
