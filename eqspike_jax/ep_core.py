@@ -30,7 +30,8 @@ from eqspike_jax.config_lib import NUDGING_MODES, UPDATE_MODES
 class Algorithm(NamedTuple):
   """What the trainer needs from a model: three pure functions."""
   init_params: Callable  # key -> params
-  update: Callable       # (params, opt_state, x, y, key, axis_name=None) -> (params, opt_state, metrics)
+  # (params, opt_state, x, y, key, axis_name=None) -> (params, opt_state, metrics):
+  update: Callable
   predict: Callable      # (params, x, key) -> outputs [B, n_out]; the prediction is the argmax.
 
 
