@@ -197,6 +197,7 @@ def test_record_shapes(model):
     assert [a.shape for a in rec[phase]["spikes"]] == [(steps, n) for n in SIZES[1:]], phase
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", [DETERMINISTIC, STOCHASTIC], ids=["deterministic", "stochastic"])
 def test_record_free_part_is_the_free_phase(model):
   params, x, y = _example()

@@ -150,6 +150,7 @@ def hand_built_params():
           Layer(w=jnp.zeros((2, 1)), b=jnp.array([-5.0])))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("nudging", ["symmetric", "one_sided"])
 def test_measured_counts_by_hand(cfg, nudging):
   """Examples A = [1, 0.5], B = [0, 0], A again, in batches of 2 (the last one smaller).

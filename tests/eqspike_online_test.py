@@ -42,8 +42,9 @@ def _params(c):
 
 
 class OnlineTest(parameterized.TestCase):
+  # All slow (absl's parameterized methods do not carry a method's pytest mark).
+  pytestmark = pytest.mark.slow
 
-  @pytest.mark.slow
   @parameterized.named_parameters(
       ("symmetric_deterministic", "symmetric", True, "deterministic", "next_step", False),
       ("symmetric_stochastic", "symmetric", True, "stochastic", "next_step", False),
@@ -93,7 +94,6 @@ class OnlineTest(parameterized.TestCase):
       self.assertLess(errors[2], 0.2 * errors[1])
       self.assertGreater(float(metrics["events"].nudged.synaptic_updates), 0.0)
 
-  @pytest.mark.slow
   def test_online_event_counts_match_accumulated(self):
     c = _config("symmetric", True, "deterministic", t_free=15, t_nudge=5)
     c.layer_sizes = (9, 6, 4)

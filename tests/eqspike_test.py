@@ -908,6 +908,7 @@ def _spikes_of_a_phase(dyn, key):
   return [np.asarray(s_in)] + [np.asarray(s) for s in trace.emitted], state
 
 
+@pytest.mark.slow
 def test_stochastic_spikes_same_key_same_trace():
   first, state_a = _spikes_of_a_phase(STOCHASTIC, jax.random.PRNGKey(11))
   second, state_b = _spikes_of_a_phase(STOCHASTIC, jax.random.PRNGKey(11))

@@ -453,6 +453,7 @@ def test_jit_equals_no_jit(case):
   chex.assert_trees_all_close(jax.jit(fn)(*args), fn(*args), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("what", ["ep_gradient/symmetric", "accumulated/random_sign",
                                   "online/one_sided"])
 def test_scan_unroll_does_not_change_results(what):
