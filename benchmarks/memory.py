@@ -17,7 +17,6 @@ import sys
 from absl import app
 from absl import flags
 import jax
-import jax.numpy as jnp
 
 from benchmarks import common
 from eqspike_jax import config_lib

@@ -52,7 +52,7 @@ def _command_line_refusal(error: BaseException, argv) -> str:
   cause = error.__cause__ or error
   if isinstance(cause, AttributeError):
     field = str(cause).strip("'\"")
-    given = [a for a in argv if a.startswith(f"--config.") and field in a.split("=")[0]]
+    given = [a for a in argv if a.startswith("--config.") and field in a.split("=")[0]]
     return (f"unknown config field {field!r} ({' '.join(given) or 'an override'}): check its "
             f"spelling against the config file; a model's own fields live in its section, e.g. "
             f"--config.eqspike.gamma=0.3")

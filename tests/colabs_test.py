@@ -7,7 +7,6 @@ show exactly the free phase ``eqspike.free_phase`` runs, and nudged phases that 
 end.
 """
 
-import dataclasses
 import os
 import subprocess
 import sys
