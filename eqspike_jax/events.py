@@ -49,7 +49,8 @@ class StepEvents:
 
 
 def phase_events(arch: Architecture, s_in: chex.Array, emitted: Tuple[chex.Array, ...],
-                 written_by: Optional[Tuple[chex.Array, ...]] = None) -> PhaseEvents:
+                 written_by: Optional[Tuple[chex.Array, ...]] = None,
+                 written_in: Optional[chex.Array] = None) -> PhaseEvents:
   """The counts of one phase of a batch (arrays ``[B, T, n]``).
 
   * spikes per layer: the input trains and what each free layer emitted;
@@ -58,7 +59,8 @@ def phase_events(arch: Architecture, s_in: chex.Array, emitted: Tuple[chex.Array
   * neuron updates: every free neuron integrates once per step;
   * synaptic updates: with ``written_by`` (the spikes the rule pairs, in a learning phase) a
     synapse is written at a step when either of its neurons spikes (the input layer's synapses
-    only on input spikes, since the input state never changes).
+    only on input spikes, since the input state never changes). ``written_in``: the input
+    spikes the rule pairs, when it learns over part of the phase only (default ``s_in``).
   """
   chex.assert_rank(s_in, 3)
   batch, steps = s_in.shape[:2]
@@ -69,7 +71,8 @@ def phase_events(arch: Architecture, s_in: chex.Array, emitted: Tuple[chex.Array
     sops += jnp.sum(c, -1) * fan_out
   writes = jnp.zeros((batch,))
   if written_by is not None:
-    paired = [counts[0]] + [jnp.sum(s, -1) for s in written_by]
+    paired = [counts[0] if written_in is None else jnp.sum(written_in, -1)]
+    paired += [jnp.sum(s, -1) for s in written_by]
     for l, layer in enumerate(arch):
       pre, post = paired[l], paired[l + 1]
       if l == 0:

@@ -26,7 +26,9 @@ from eqspike_jax.layers import Architecture
 from eqspike_jax.network import Layer, Params
 from eqspike_jax.spiking import Trace
 
-PAIRINGS = ("same_step", "next_step")
+# "state": a spike is paired with the other neuron's state u, not its change (a contrastive
+# Hebbian time average; see correlation_sums).
+PAIRINGS = ("same_step", "next_step", "state")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,17 +37,34 @@ class Rule:
   pairing: str = "next_step"
   debias: bool = False  # Subtract the self-coupling of same-step pairing (see self_coupling_sums).
   gamma: float = 0.2    # The neurons' integration rate, which sets the self-coupling.
+  # "state" pairing: learn over the last `window` steps of each nudged phase only (0: all of
+  # them). A global phase signal, like beta: it skips the transient while the nudge spreads.
+  window: int = 0
 
   def __post_init__(self):
     if self.pairing not in PAIRINGS:
       raise ValueError(f"pairing must be one of {PAIRINGS}, got {self.pairing!r}.")
+    if self.window < 0 or (self.window and self.pairing != "state"):
+      raise ValueError(f"window = {self.window}: a non-negative number of steps, used by the "
+                       f"'state' pairing only.")
     if self.debias and self.pairing != "same_step":
       raise ValueError("debias subtracts the self-coupling of same-step pairing; next-step "
                        "pairing has none.")
 
+  @property
+  def correlational(self) -> bool:
+    """Spikes paired with states (a time average), not with state changes (a time sum)."""
+    return self.pairing == "state"
+
   def paired(self, trace: Trace) -> Tuple[chex.Array, ...]:
     """The spikes of the free layers the rule multiplies with the other neuron's ``du``."""
+    if self.correlational and self.window:
+      trace = _last_steps(trace, self.window)
     return trace.received if self.pairing == "same_step" else trace.emitted
+
+  def paired_input(self, s_in: chex.Array) -> chex.Array:
+    """The input spikes the rule pairs (all of them, or the window's)."""
+    return s_in[:, -self.window:] if self.correlational and self.window else s_in
 
   def sums(self, arch: Architecture, params: Params, s_in: chex.Array, trace: Trace,
            s_in_b: Optional[chex.Array] = None, trace_b: Optional[Trace] = None) -> Params:
@@ -56,6 +75,8 @@ class Rule:
     on ``du_a - du_b``. Arrays are ``[B, T, n]``; the result has the shapes of ``params``.
     """
     chex.assert_rank(s_in, 3)
+    if self.correlational:
+      return correlation_sums(arch, s_in, trace, s_in_b, trace_b, self.window)
     paired_b = None if trace_b is None else self.paired(trace_b)
     sums = raw_sums(arch, s_in, trace.du, self.paired(trace), s_in_b,
                     None if trace_b is None else trace_b.du, paired_b)
@@ -90,6 +111,43 @@ def raw_sums(arch: Architecture, s_in: chex.Array, du: Tuple, spikes: Tuple,
       db -= jnp.sum(du_b[l], axis=(0, 1))
     sums.append(Layer(w=dw, b=db))
   return tuple(sums)
+
+
+def _last_steps(tree, window: int):
+  return jax.tree.map(lambda a: a[:, -window:], tree)
+
+
+def correlation_sums(arch: Architecture, s_in: chex.Array, trace: Trace,
+                     s_in_b: Optional[chex.Array] = None, trace_b: Optional[Trace] = None,
+                     window: int = 0) -> Params:
+  """``mean_t [S_pre u_post + u_pre S_post] / 2`` per layer, less that of ``b`` (``pairing="state"``).
+
+  At each spike a synapse adds the other neuron's state ``u(t+1)`` (which that spike has not yet
+  reached): summed over the phase this estimates ``u_pre u_post``, EP's ``dPhi/dW``, averaged
+  over the phase. The sigma-delta error of a spike train is bounded, so the noise of the average
+  falls as ``1/T``, where the change-pairing rules' time sum of ``S du`` keeps the noise of every
+  step. The input layer pairs its train with ``u_post`` (one term); the bias sums the unit's own
+  spikes. Divided by the number of steps, so the contrast has the scale of EP's.
+  """
+  def one(s_in, trace):
+    if window:
+      s_in, trace = s_in[:, -window:], _last_steps(trace, window)
+    u_next = [u + du for u, du in zip(trace.u, trace.du)]  # u(t+1), with S(t+1).
+    spikes, steps = trace.emitted, s_in.shape[1]
+    sums = []
+    for l in range(len(u_next)):
+      if l == 0:
+        dw = arch[0].outer(s_in, u_next[0])
+      else:
+        dw = 0.5 * (arch[l].outer(spikes[l - 1], u_next[l]) + arch[l].outer(u_next[l - 1],
+                                                                           spikes[l]))
+      sums.append(Layer(w=dw / steps, b=jnp.sum(spikes[l], axis=(0, 1)) / steps))
+    return tuple(sums)
+
+  sums = one(s_in, trace)
+  if trace_b is None:
+    return sums
+  return jax.tree.map(jnp.subtract, sums, one(s_in if s_in_b is None else s_in_b, trace_b))
 
 
 def self_coupling_sums(arch: Architecture, params: Params, gamma: float, trace: Trace) -> Params:

@@ -135,10 +135,12 @@ class Model:
     free_events = events_lib.phase_events(self.arch, free.s_in, free.trace.emitted)
     if self.tail_contrast:  # The contrast's updates are written during the free-phase tail.
       tail_in, tail = free_tail(free, self.dyn)
-      written = events_lib.phase_events(self.arch, tail_in, tail.emitted, self.rule.paired(tail))
+      written = events_lib.phase_events(self.arch, tail_in, tail.emitted, self.rule.paired(tail),
+                                        self.rule.paired_input(tail_in))
       free_events = free_events.replace(synaptic_updates=written.synaptic_updates)
     per_phase = [events_lib.phase_events(self.arch, s_in_nudge, ep_core.phase(nudged, i).emitted,
-                                         self.rule.paired(ep_core.phase(nudged, i)))
+                                         self.rule.paired(ep_core.phase(nudged, i)),
+                                         self.rule.paired_input(s_in_nudge))
                  for i in range(self.nudging.num_phases)]
     return {**network.classification_metrics(self.readout(free), y),
             "residual": residual(free.trace),
@@ -237,7 +239,8 @@ def dynamics_from_config(config: ml_collections.ConfigDict) -> SpikingDynamics:
 def model_from_config(config: ml_collections.ConfigDict) -> Model:
   s = config.eqspike
   return Model(arch=layers.dense_stack(config.layer_sizes), dyn=dynamics_from_config(config),
-               rule=spike_rule.Rule(pairing=s.pairing, debias=s.debias, gamma=s.gamma),
+               rule=spike_rule.Rule(pairing=s.pairing, debias=s.debias, gamma=s.gamma,
+                                    window=s.window),
                nudging=ep_core.Nudging(config.nudging, config.beta),
                readout=Readout(s.readout, s.readout_steps), free_contrast=s.free_contrast)
 
@@ -254,6 +257,16 @@ def validate(config: ml_collections.ConfigDict, fail: Callable) -> None:
   if s.debias and s.pairing != "same_step":
     fail("eqspike.debias", s.debias, "subtracts the self-coupling of same-step pairing; "
          "next-step pairing has none. Set eqspike.pairing='same_step' or eqspike.debias=False.")
+  if not isinstance(s.window, int) or isinstance(s.window, bool) or s.window < 0:
+    fail("eqspike.window", s.window, "must be a non-negative integer (0: the whole phase).")
+  if s.window and s.pairing != "state":
+    fail("eqspike.window", s.window, "only the 'state' pairing learns over a window; set "
+         "eqspike.pairing='state' or eqspike.window=0.")
+  if s.pairing == "state" and config.update_mode == "online":
+    fail("eqspike.pairing", s.pairing, "the 'state' pairing averages over the nudged phase, "
+         "which an online update does not see; use update_mode='accumulated'.")
+  if s.window > config.t_nudge:
+    fail("eqspike.window", s.window, f"must be <= t_nudge = {config.t_nudge}.")
   if (not isinstance(s.readout_steps, int) or isinstance(s.readout_steps, bool)
       or s.readout_steps < 1):
     fail("eqspike.readout_steps", s.readout_steps, "must be a positive integer.")

@@ -12,5 +12,7 @@ def defaults() -> ml_collections.ConfigDict:
   s.readout_steps = 20
   s.free_contrast = True          # One-sided nudging: subtract the free-phase tail's statistic.
   s.debias = False                # Subtract each synapse's self-coupling (same-step pairing).
-  s.pairing = "next_step"         # Spikes paired with du(t): S(t+1), or S(t) ("same_step").
+  s.pairing = "next_step"         # Spikes paired with du(t): S(t+1), or S(t) ("same_step");
+  #                                 "state": with the other neuron's u (a time average).
+  s.window = 0                    # "state": learn over the last `window` nudged steps (0: all).
   return s
