@@ -1,0 +1,147 @@
+"""The alignment sweep: networks x pairings x one-at-a-time settings, as JSON and a figure.
+
+``alignment.measure`` is the instrument; this module chooses where to point it (``configs/
+alignment.py``), caches what does not depend on the rule (the references depend on the network,
+the batch and beta only) and draws the curves of the README.
+"""
+
+import copy
+import os
+import time
+from typing import Callable, Dict, Iterator, List, Tuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from eqspike_jax import config_lib
+from eqspike_jax import data
+from eqspike_jax import registry
+from eqspike_jax import workdir as workdir_lib
+from eqspike_jax.analysis import alignment
+from eqspike_jax.models import eqspike
+
+SWEPT = ("t_nudge", "beta", "gamma", "batch_size")
+
+
+def load_network(spec: str, base: ml_collections.ConfigDict, seed: int):
+  """``random:784-512-10`` or ``trained:WORKDIR``: ``(config, params)``, or None (no checkpoint)."""
+  kind, _, arg = spec.partition(":")
+  if kind == "random":
+    config = copy.deepcopy(base)
+    sizes = tuple(int(n) for n in arg.split("-"))
+    config.layer_sizes = sizes
+    config.learning_rates = (config.learning_rates[0],) * (len(sizes) - 1)
+    config.seed = seed
+    return config, registry.init_params(config)
+  if kind == "trained":
+    if not os.path.isdir(os.path.join(arg, "checkpoints")):
+      return None
+    config, params, _ = workdir_lib.load_trained(arg)
+    return config, params
+  raise ValueError(f"network {spec!r}: write random:SIZES (e.g. random:784-512-10) or "
+                   f"trained:WORKDIR.")
+
+
+def points(c: ml_collections.ConfigDict, base: ml_collections.ConfigDict) -> Iterator[Dict]:
+  """The rule settings of the sweep: the shipped point, then one setting varied at a time."""
+  shipped = {"t_nudge": base.t_nudge, "beta": base.beta, "gamma": base.eqspike.gamma,
+             "batch_size": c.batch_size}
+  for pairing in c.pairings:
+    yield {"pairing": pairing, "swept": "shipped", **shipped}
+    for field in SWEPT:
+      for value in c.sweeps[field]:
+        if value != shipped[field]:
+          yield {"pairing": pairing, "swept": field, **{**shipped, field: value}}
+
+
+def model_for(config: ml_collections.ConfigDict, point: Dict) -> eqspike.Model:
+  config = copy.deepcopy(config)
+  config.t_nudge, config.beta = point["t_nudge"], point["beta"]
+  config.eqspike.gamma, config.eqspike.pairing = point["gamma"], point["pairing"]
+  config.eqspike.debias, config.eqspike.window = False, 0
+  config_lib.validate(config)
+  return eqspike.model_from_config(config)
+
+
+def _batch(c, size: int) -> Tuple[jnp.ndarray, jnp.ndarray]:
+  split = data.load_split(c.dataset, "test", c.data_dir or None, size=size)
+  return jnp.asarray(split.images), jax.nn.one_hot(split.labels, split.num_classes)
+
+
+def measure_network(c, spec: str, config, params, x, y, log: Callable) -> List[Dict]:
+  """Every point of one network; the references are computed once per (batch, beta)."""
+  out, refs = [], {}
+  for point in points(c, config):
+    model = model_for(config, point)
+    xb, yb = x[:point["batch_size"]], y[:point["batch_size"]]
+    key = jax.random.PRNGKey(c.seed)
+    ref_key = (point["batch_size"], point["beta"])
+    start = time.time()
+    if ref_key not in refs:
+      refs[ref_key] = alignment.jitted_references(model, params, xb, yb, key, c.settle_steps)
+    row = alignment.compare(model, params, xb, yb, key, refs[ref_key])
+    row.update(point, network=spec, sizes=list(config.layer_sizes), seconds=time.time() - start)
+    log(f"{spec} {point['pairing']:9s} {point['swept']:10s} T_nudge {point['t_nudge']:3d} beta "
+        f"{point['beta']:.2f} gamma {point['gamma']:.1f} batch {point['batch_size']:5d}: spike vs "
+        f"twin {_fmt(row['spike_vs_twin'])}, twin vs true {_fmt(row['twin_vs_true'])}")
+    out.append(row)
+  return out
+
+
+def _fmt(values) -> str:
+  return " ".join(f"{v:+.3f}" for v in values)
+
+
+def sweep(c: ml_collections.ConfigDict, log: Callable = print) -> Dict:
+  """The whole sweep of ``configs/alignment.py``."""
+  base = config_lib.from_file(c.base_config)
+  x, y = _batch(c, max(max(c.sweeps.batch_size), c.batch_size))
+  rows, skipped = [], []
+  for spec in c.networks:
+    loaded = load_network(spec, base, c.seed)
+    if loaded is None:
+      log(f"{spec}: no checkpoint there; skipped (train it first to measure it).")
+      skipped.append(spec)
+      continue
+    rows += measure_network(c, spec, *loaded, x, y, log)
+  return {"config": c.to_dict(), "git_sha": workdir_lib.git_sha(), "devices": [
+      str(d) for d in jax.devices()], "skipped_networks": skipped, "points": rows}
+
+
+def figure(report: Dict):
+  """Per-layer cosine against the twin (T_nudge, batch) and of the references (beta)."""
+  from eqspike_jax import plots  # pylint: disable=g-import-not-at-top
+  axes = plots.panels(1, 3, figsize=(15.0, 4.2))
+  rows = [r for r in report["points"] if r["network"].startswith("random:")]
+  for ax, field, key in ((axes[0], "t_nudge", "spike_vs_twin"),
+                         (axes[1], "batch_size", "spike_vs_twin"),
+                         (axes[2], "beta", "twin_vs_true")):
+    for (spec, pairing), group in _groups(rows, field).items():
+      values = sorted({r[field] for r in group})
+      cos = np.array([next(r[key] for r in group if r[field] == v) for v in values])
+      depth = len(group[0]["sizes"]) - 2
+      style = "-" if pairing == "state" else "--"
+      for l in range(cos.shape[1]):
+        ax.plot(values, cos[:, l], style, marker="o", color=f"C{depth - 1}",
+                alpha=0.4 + 0.6 * (l + 1) / cos.shape[1],
+                label=f"{depth} hidden, {pairing}, layer {l}")
+    ax.set_xlabel(field)
+    ax.set_ylabel(key.replace("_", " "))
+    ax.axhline(0.9, color="0.6", lw=0.8)
+    if field == "batch_size":
+      ax.set_xscale("log")
+  axes[0].legend(fontsize=6, ncol=2)
+  axes[0].set_title("spike vs noise-free twin (random networks)")
+  axes[1].set_title("spike vs twin, by batch size")
+  axes[2].set_title("twin vs true gradient, by beta")
+  return axes[0].figure
+
+
+def _groups(rows, field):
+  groups = {}
+  for r in rows:
+    if r["swept"] in (field, "shipped"):
+      groups.setdefault((r["network"], r["pairing"]), []).append(r)
+  return groups
