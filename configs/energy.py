@@ -75,6 +75,21 @@ def get_config():
   m.neuron_mults_per_update = 3.0
   m.neuron_adds_per_update = 4.0
 
+  # ------------------------------------------------------------ GPU: a published measurement
+  # Blouw, Choo, Hunsberger, Eliasmith 2018 (arXiv 1812.01739; logs in abr/power_benchmarks):
+  # an MLP 390-256-256-29 on a Quadro K4000, board power from nvidia-smi every 200 ms over a
+  # 15-minute loop, dynamic energy = (running - idle power) / throughput. The figures are those
+  # quoted in this project's issue 11 from that paper; they were not re-read here.
+  p = c.gpu_published = ml_collections.ConfigDict()
+  p.name = "Quadro K4000, measured (Blouw et al. 2018)"
+  p.source = ("Blouw et al. 2018, arXiv 1812.01739, MLP 390-256-256-29, Quadro K4000, "
+              "nvidia-smi at 5 Hz, (running - idle) power / throughput")
+  p.network_macs = 172.8e3         # 390*256 + 256*256 + 256*29 = 172,800 MACs per inference.
+  p.batches = (1, 8, 64)
+  p.dynamic_mj_per_inference = (29.8, 3.6, 0.73)
+  p.running_w_batch1 = 37.8
+  p.idle_w_batch1 = 15.0
+
   # ------------------------------------------------------------ GPU: measured (optional)
   # Energy per example = power / throughput, used only when both numbers are > 0 (0 = not
   # measured). E.g. nvidia-smi's board power while python -m launch.train runs.
@@ -83,6 +98,9 @@ def get_config():
   c.gpu_measured.inference_samples_per_s = 0.0
   c.gpu_measured.train_samples_per_s = 0.0
   c.gpu_measured.source = ""     # Which GPU, which command, how the power was read.
+  # Or the JSON of benchmarks/gpu_energy.py (e.g. results/gpu_energy.json): one scenario per
+  # batch size measured, priced at its dynamic energy ((power - idle) / throughput).
+  c.gpu_measured.file = ""
 
   # ------------------------------------------------------------ the claim to compare with
   c.paper = ml_collections.ConfigDict()

@@ -116,6 +116,33 @@ def test_gpu_counts_by_hand(cfg):
   assert not [k for k in compute_only if k.startswith("dram/")]
 
 
+def test_published_gpu_scenarios_by_hand(cfg):
+  """Blouw et al.'s 29.8 mJ per inference of a 172.8 k-MAC MLP at batch 1 is 172.45 nJ per MAC.
+
+  Rate EP on 3-2-1 at the reference's T 30 + 10 (one nudged phase): inference 6 + 30 * 4 = 126
+  MACs, training 6 + 40 * 4 + (6 + 4) = 176 MACs (test_gpu_counts_by_hand's terms).
+  """
+  entries = energy.published_gpu_entries((3, 2, 1), cfg, energy.gpu_model(cfg))
+  assert sorted(entries) == sorted(f"published_{m}/batch{b}" for m in ("per_mac", "per_inference")
+                                   for b in (1, 8, 64))
+  per_mac = 29.8e9 / 172800  # pJ
+  assert per_mac == pytest.approx(172453.7, rel=1e-6)
+  one = entries["published_per_mac/batch1"]
+  assert one["settings"]["macs"] == {"inference": 126.0, "training": 176.0}
+  assert one["inference"]["total_pj"] == pytest.approx(126 * per_mac)
+  assert one["training"]["total_pj"] == pytest.approx(176 * per_mac)
+  assert entries["published_per_mac/batch64"]["inference"]["total_pj"] == pytest.approx(
+      126 * 0.73e9 / 172800)
+  assert entries["published_per_inference/batch8"]["inference"]["total_pj"] == pytest.approx(3.6e9)
+  assert entries["published_per_inference/batch8"]["training"] is None
+
+
+def test_published_gpu_config_is_checked(cfg):
+  cfg.gpu_published.dynamic_mj_per_inference = (29.8, 3.6)
+  with pytest.raises(ValueError, match="one energy per batch"):
+    energy.published_gpu(cfg)
+
+
 def test_gpu_energy_by_hand(cfg):
   gpu, model = energy.gpu_profile(cfg), energy.gpu_model(cfg)
   counts = energy.gpu_counts((3, 2, 1), tiny_scenario(), model, training=False)
@@ -235,10 +262,17 @@ def tiny_counts():
 def test_report_ratios_match_its_energies(cfg):
   report = energy_report.build_report(tiny_counts(), tiny_run(), cfg)
   json.dumps(report)  # Plain JSON types only.
-  assert set(report["ratios"]) == set(report["gpu"]) and len(report["gpu"]) == 6
+  per_operation = [n for n in report["gpu"] if not n.startswith("published")]
+  assert set(report["ratios"]) == set(report["gpu"]) and len(per_operation) == 6
+  assert len(report["gpu"]) == 6 + 2 * 3  # Two models of the published figure at 3 batches.
   for name, entry in report["gpu"].items():
     for phase in ("inference", "training"):
-      assert entry[phase]["total_pj"] == pytest.approx(sum(entry[phase]["terms_pj"].values()))
+      if entry[phase] is None:  # The per-inference model prices inference only.
+        assert name.startswith("published_per_inference") and phase == "training"
+        assert report["ratios"][name]["loihi"][phase] is None
+        continue
+      if name in per_operation:
+        assert entry[phase]["total_pj"] == pytest.approx(sum(entry[phase]["terms_pj"].values()))
       for chip in ("loihi", "odin"):
         assert report["ratios"][name][chip][phase] == pytest.approx(
             entry[phase]["total_pj"] / report["neuromorphic"][chip][phase]["total_pj"])

@@ -269,3 +269,61 @@ def gpu_scenarios(cfg: ml_collections.ConfigDict, run: ml_collections.ConfigDict
             (f"batch{batch}_dram", batch, True))
   return [GpuScenario(f"{s}/{name}", t_free, t_nudge, phases, b, dram)
           for s, t_free, t_nudge, phases in steps for name, b, dram in memory]
+
+
+@dataclasses.dataclass(frozen=True)
+class PublishedGpu:
+  """A published GPU measurement of a small network: dynamic energy per inference by batch."""
+  name: str
+  source: str
+  network_macs: float
+  batches: Tuple[int, ...]
+  dynamic_mj_per_inference: Tuple[float, ...]
+
+  def pj_per_mac(self, i: int) -> float:
+    return self.dynamic_mj_per_inference[i] * 1e9 / self.network_macs
+
+
+def published_gpu(cfg: ml_collections.ConfigDict) -> PublishedGpu:
+  p = cfg.gpu_published
+  if len(p.batches) != len(p.dynamic_mj_per_inference):
+    raise ValueError(f"energy config gpu_published: {len(p.batches)} batches for "
+                     f"{len(p.dynamic_mj_per_inference)} energies; give one energy per batch.")
+  if p.network_macs <= 0 or min(p.dynamic_mj_per_inference) <= 0:
+    raise ValueError("energy config gpu_published: network_macs and every energy must be > 0.")
+  return PublishedGpu(p.name, p.source, float(p.network_macs), tuple(p.batches),
+                      tuple(float(e) for e in p.dynamic_mj_per_inference))
+
+
+def published_gpu_entries(sizes: Sequence[int], cfg: ml_collections.ConfigDict,
+                          model: GpuModel) -> Dict[str, dict]:
+  """The published measurement scaled to rate EP on ``sizes``, by two stated models.
+
+  * ``per_mac``: the measured dynamic energy per MAC at that batch times rate EP's MACs per
+    example (``gpu_counts``' ``macs/...`` at the rate-EP reference's time steps). At batch 1 a
+    GPU running a small network is bound by kernel launches and framework overhead, not by
+    arithmetic, so charging that overhead per MAC to a network with more MACs overstates the
+    GPU's energy: an upper estimate.
+  * ``per_inference``: the measured energy of one inference of the MLP, charged to one rate-EP
+    inference whatever its MACs (inference only): a lower estimate, since rate EP's inference
+    does 4x the MLP's MACs and runs ``t_free`` dependent steps where the MLP runs 3 layers.
+  """
+  pub = published_gpu(cfg)
+  m = cfg.gpu_model
+  out = {}
+  for i, batch in enumerate(pub.batches):
+    scenario = GpuScenario(f"published/batch{batch}", m.reference_t_free, m.reference_t_nudge,
+                           m.reference_nudged_phases, batch, False)
+    macs = {phase: sum(v for k, v in gpu_counts(sizes, scenario, model, phase == "training")
+                       .items() if k.startswith("macs/"))
+            for phase in ("inference", "training")}
+    per_mac = pub.pj_per_mac(i)
+    settings = {"source": pub.source, "batch": batch, "pj_per_mac": per_mac,
+                "measured_mj_per_inference": pub.dynamic_mj_per_inference[i]}
+    out[f"published_per_mac/batch{batch}"] = {
+        "settings": {**settings, "model": "per_mac", "macs": macs},
+        **{phase: {"total_pj": per_mac * macs[phase]} for phase in macs}}
+    out[f"published_per_inference/batch{batch}"] = {
+        "settings": {**settings, "model": "per_inference"},
+        "inference": {"total_pj": pub.dynamic_mj_per_inference[i] * 1e9}, "training": None}
+  return out

@@ -153,6 +153,9 @@ def _gpu_entries(run: ml_collections.ConfigDict, cfg: ml_collections.ConfigDict)
       c = energy.gpu_counts(sizes, s, model, training=phase == "training")
       entry[phase] = {"counts": c, **energy.gpu_energy(c, gpu).as_dict()}
     out[s.name] = entry
+  out.update(energy.published_gpu_entries(sizes, cfg, model))
+  if cfg.gpu_measured.file:
+    out.update(measured_gpu_entries(cfg.gpu_measured.file, sizes))
   measured = cfg.gpu_measured
   inf_pj = energy.measured_energy(measured.power_w, measured.inference_samples_per_s)
   train_pj = energy.measured_energy(measured.power_w, measured.train_samples_per_s)
@@ -163,6 +166,29 @@ def _gpu_entries(run: ml_collections.ConfigDict, cfg: ml_collections.ConfigDict)
                      "train_samples_per_s": measured.train_samples_per_s},
         "inference": None if inf_pj is None else {"total_pj": inf_pj},
         "training": None if train_pj is None else {"total_pj": train_pj}}
+  return out
+
+
+def measured_gpu_entries(path: str, sizes) -> dict:
+  """``measured/batchB`` from the JSON of ``benchmarks.gpu_energy``: dynamic energy per example."""
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"energy config gpu_measured.file = {path!r}: no such file; write it "
+                            f"on a GPU with python -m benchmarks.gpu_energy --out {path}.")
+  with open(path) as f:
+    measured = json.load(f)
+  if list(measured["layer_sizes"]) != list(sizes):
+    raise ValueError(f"{path} measured a {measured['layer_sizes']} network, this run is "
+                     f"{list(sizes)}: measure the same layer sizes.")
+  out = {}
+  for batch, entry in measured["batches"].items():
+    out[f"measured/batch{batch}"] = {
+        "settings": {"source": f"{path} ({measured['device_kind']}, {measured['git_sha'][:10]})",
+                     "batch": int(batch), "idle_w": entry["idle"]["mean_power_w"]},
+        **{phase: {"total_pj": entry[phase]["dynamic_j_per_example"] * energy.PJ_PER_J,
+                   "board_total_pj": entry[phase]["total_j_per_example"] * energy.PJ_PER_J,
+                   "samples_per_s": entry[phase]["samples_per_s"],
+                   "mean_power_w": entry[phase]["mean_power_w"]}
+           for phase in ("inference", "training")}}
   return out
 
 
