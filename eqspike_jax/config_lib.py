@@ -39,6 +39,11 @@ def base_config(model: str = "rate_ep") -> ml_collections.ConfigDict:
   c.layer_sizes = (784, 512, 10)
   c.init = "uniform"           # U(-1/sqrt(fan_in), 1/sqrt(fan_in)); or "glorot".
   c.init_scale = 1.0
+  # Low-precision synapses (eqspike_jax/quantize.py): weights on a k-bit grid over
+  # +-synapse_range / sqrt(fan_in); 0 bits = float32.
+  c.synapse_bits = 0
+  c.synapse_range = 8.0
+  c.synapse_rounding = "stochastic"  # Or "nearest" (small updates are then lost).
 
   # Equilibrium propagation (every model).
   c.t_free = 30
@@ -138,6 +143,17 @@ def _check_sizes_and_rates(c):
     fail("learning_rates", lrs, "every rate must be a finite number > 0.")
 
 
+def _check_synapses(c):
+  bits = c.synapse_bits
+  if not _is_int(bits) or bits < 0 or bits == 1 or bits > 16:
+    fail("synapse_bits", bits, "must be 0 (float32 weights) or a bit width from 2 to 16.")
+  if not _is_number(c.synapse_range) or not 0 < c.synapse_range < math.inf:
+    fail("synapse_range", c.synapse_range, "must be a finite number > 0 (the grid's bound in "
+         "units of 1/sqrt(fan_in)).")
+  if c.synapse_rounding not in ("stochastic", "nearest"):
+    fail("synapse_rounding", c.synapse_rounding, "must be 'stochastic' or 'nearest'.")
+
+
 def validate(c: ml_collections.ConfigDict) -> None:
   """Raises ``ValueError`` naming the first invalid field and what it should be."""
   _check_sections(c)
@@ -155,6 +171,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
   for field in ("checkpoint_every_steps", "num_devices"):
     _non_negative_int(c, field, "0 disables it" if field.startswith("check") else "0 = all")
   _check_sizes_and_rates(c)
+  _check_synapses(c)
   if not _is_number(c.beta) or not 0 < c.beta < math.inf:
     fail("beta", c.beta, "the nudged phase needs a finite beta > 0 (its sign is set by "
          "config.nudging); beta = 0 makes the EP contrast 0/0.")

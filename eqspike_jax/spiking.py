@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from eqspike_jax import layers
+from eqspike_jax import quantize
 from eqspike_jax import surrogate as surrogate_lib
 from eqspike_jax.layers import Architecture
 from eqspike_jax.network import Params
@@ -47,6 +48,7 @@ class SpikingDynamics:
   unroll: int = 1
   # BPTT only: the spike's surrogate derivative (None: spikes are not differentiated through).
   surrogate: Optional[surrogate_lib.Surrogate] = None
+  state_bits: int = 0             # u held on 2^k levels (nearest); 0 = float.
 
   @property
   def stochastic(self) -> bool:
@@ -102,11 +104,12 @@ def emit(e: chex.Array, u: chex.Array, stochastic: bool, key: Optional[chex.PRNG
 
 def neuron_step(state: NeuronState, current: chex.Array, gamma: float, stochastic: bool,
                 key: Optional[chex.PRNGKey] = None, rate: bool = False,
-                surrogate: Optional[surrogate_lib.Surrogate] = None
+                surrogate: Optional[surrogate_lib.Surrogate] = None, state_bits: int = 0
                 ) -> Tuple[NeuronState, chex.Array]:
   """Leaky integration of ``current`` then spike emission: ``(state, input) -> (state, spikes)``."""
   chex.assert_equal_shape([state.u, current])
   u = jnp.clip((1.0 - gamma) * state.u + gamma * current, 0.0, 1.0)
+  u = quantize.quantize_state(u, state_bits)
   e, spikes = emit(state.e, u, stochastic, key, rate, surrogate)
   return NeuronState(u=u, e=e, spikes=spikes), spikes
 
@@ -167,7 +170,8 @@ def network_step(arch: Architecture, params: Params, drive: chex.Array, state: N
   currents = list(layers.layer_currents(arch, params, drive, received))
   if beta is not None:
     currents[-1] = currents[-1] + beta * (y - state[-1].u)
-  new_state = tuple(neuron_step(s, c, dyn.gamma, dyn.stochastic, k, dyn.rate, dyn.surrogate)[0]
+  new_state = tuple(neuron_step(s, c, dyn.gamma, dyn.stochastic, k, dyn.rate, dyn.surrogate,
+                                dyn.state_bits)[0]
                     for s, c, k in zip(state, currents, keys))
   return new_state, Trace(received=received, emitted=tuple(s.spikes for s in new_state),
                           u=tuple(s.u for s in state),

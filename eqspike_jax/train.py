@@ -31,6 +31,7 @@ from eqspike_jax import ep_core
 from eqspike_jax import metrics as metrics_lib
 from eqspike_jax import monitor
 from eqspike_jax import optim
+from eqspike_jax import quantize
 from eqspike_jax import registry
 from eqspike_jax import workdir as workdir_lib
 
@@ -48,13 +49,23 @@ def make_algorithm(config: ml_collections.ConfigDict, total_steps: int = 0
   steps = total_steps * ep_core.optimizer_steps_per_batch(config.update_mode, config.t_nudge)
   optimizer = optim.make_optimizer(config.optimizer, config.learning_rates, config.momentum,
                                    config.lr_schedule, steps, config.lr_final_fraction)
+  if config.synapse_bits:
+    optimizer = quantize.quantized(optimizer, config.synapse_bits, config.synapse_range,
+                                   config.synapse_rounding, quantize_key(config.seed))
   return registry.make_algorithm(config, optimizer), optimizer
 
 
 def init_state(config, algorithm, optimizer) -> TrainState:
   params = algorithm.init_params(registry.init_key(config.seed))
+  if config.synapse_bits:  # Stored at k bits from the start (nearest level).
+    params = quantize.quantize_weights(params, config.synapse_bits, config.synapse_range)
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                     opt_state=optimizer.init(params))
+
+
+def quantize_key(seed: int) -> chex.PRNGKey:
+  """The stochastic rounding's stream: stream 2 of the seed."""
+  return jax.random.fold_in(jax.random.PRNGKey(seed), 2)
 
 
 def step_key(seed: int) -> chex.PRNGKey:

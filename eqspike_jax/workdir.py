@@ -28,6 +28,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from eqspike_jax import checkpoints
+from eqspike_jax import config_lib
 from eqspike_jax.network import Layer
 
 CONFIG_FILE = "config.json"
@@ -80,8 +81,26 @@ def run_info(sha: str, command: str, seed: int, devices) -> Dict[str, Any]:
           "devices": [str(d) for d in devices], "processes": jax.process_count()}
 
 
+def with_defaults(data: Dict[str, Any]) -> Dict[str, Any]:
+  """A saved config (JSON dict) completed with the defaults of fields added after it was saved.
+
+  A field is only ever added with a default that reproduces what the code did before it
+  existed, so an older run reads, resumes and compares as the config it was trained with.
+  """
+  if "model" not in data:
+    return data
+  defaults = json.loads(config_lib.base_config(data["model"]).to_json_best_effort())
+
+  def merge(saved, default):
+    if not isinstance(saved, dict) or not isinstance(default, dict):
+      return saved
+    return {**default, **{k: merge(v, default.get(k)) for k, v in saved.items()}}
+
+  return merge(data, defaults)
+
+
 def _config_from_json(data: dict) -> ml_collections.ConfigDict:
-  config = ml_collections.ConfigDict(data)
+  config = ml_collections.ConfigDict(with_defaults(data))
   # JSON turns tuples into lists; keep the types the config files use.
   config.layer_sizes = tuple(config.layer_sizes)
   config.learning_rates = tuple(config.learning_rates)
@@ -108,6 +127,7 @@ def load_run_info(workdir: str) -> Dict[str, Any]:
 
 def config_differences(old: Dict[str, Any], new: Dict[str, Any]) -> Dict[str, Tuple[Any, Any]]:
   """The fields of two configs (as JSON dicts) that differ and would change a resumed run."""
+  old, new = with_defaults(old), with_defaults(new)
   resumable = set(RESUMABLE_FIELDS)
   if new.get("lr_schedule", "constant") != "constant":
     resumable.discard("num_epochs")  # The schedule spans the whole run.

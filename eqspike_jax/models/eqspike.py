@@ -233,7 +233,7 @@ def dynamics_from_config(config: ml_collections.ConfigDict) -> SpikingDynamics:
   s = config.eqspike
   return SpikingDynamics(gamma=s.gamma, t_free=config.t_free, t_nudge=config.t_nudge,
                          spike_mode=s.spike_mode, input_mode=s.input_mode,
-                         unroll=config.scan_unroll)
+                         unroll=config.scan_unroll, state_bits=s.state_bits)
 
 
 def model_from_config(config: ml_collections.ConfigDict) -> Model:
@@ -262,6 +262,9 @@ def validate(config: ml_collections.ConfigDict, fail: Callable) -> None:
   if s.window and s.pairing != "state":
     fail("eqspike.window", s.window, "only the 'state' pairing learns over a window; set "
          "eqspike.pairing='state' or eqspike.window=0.")
+  if not isinstance(s.state_bits, int) or isinstance(s.state_bits, bool) or not (
+      s.state_bits == 0 or 2 <= s.state_bits <= 16):
+    fail("eqspike.state_bits", s.state_bits, "must be 0 (float states) or from 2 to 16 bits.")
   if s.pairing == "state" and config.update_mode == "online":
     fail("eqspike.pairing", s.pairing, "the 'state' pairing averages over the nudged phase, "
          "which an online update does not see; use update_mode='accumulated'.")
