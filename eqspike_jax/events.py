@@ -48,6 +48,22 @@ class StepEvents:
     return cls(free=phase("free"), nudged=phase("nudged"))
 
 
+def events_from_counts(arch: Architecture, counts: Tuple[chex.Array, ...],
+                       steps: int) -> PhaseEvents:
+  """The counts of a phase that learns nothing from each layer's spike total ``[B]`` (input
+  first): what a streamed phase keeps instead of its trains."""
+  sops = sum(c * _fan_out(arch, l) for l, c in enumerate(counts))
+  return PhaseEvents(
+      spikes=tuple(jnp.mean(c) for c in counts), synaptic_ops=jnp.mean(sops),
+      neuron_updates=jnp.asarray(steps * sum(layer.n_out for layer in arch), jnp.float32),
+      synaptic_updates=jnp.zeros((), jnp.float32))
+
+
+def _fan_out(arch: Architecture, l: int) -> int:
+  """Targets of a spike of layer ``l``: forward to the next layer, back to a free layer below."""
+  return (arch[l].fan_out if l < len(arch) else 0) + (arch[l - 1].fan_in if l >= 2 else 0)
+
+
 def phase_events(arch: Architecture, s_in: chex.Array, emitted: Tuple[chex.Array, ...],
                  written_by: Optional[Tuple[chex.Array, ...]] = None,
                  written_in: Optional[chex.Array] = None) -> PhaseEvents:
@@ -67,8 +83,7 @@ def phase_events(arch: Architecture, s_in: chex.Array, emitted: Tuple[chex.Array
   counts = [jnp.sum(s_in, -1)] + [jnp.sum(s, -1) for s in emitted]  # [B, T] per layer.
   sops = jnp.zeros((batch,))
   for l, c in enumerate(counts):
-    fan_out = (arch[l].fan_out if l < len(arch) else 0) + (arch[l - 1].fan_in if l >= 2 else 0)
-    sops += jnp.sum(c, -1) * fan_out
+    sops += jnp.sum(c, -1) * _fan_out(arch, l)
   writes = jnp.zeros((batch,))
   if written_by is not None:
     paired = [counts[0] if written_in is None else jnp.sum(written_in, -1)]

@@ -210,3 +210,24 @@ def energy_bars(report: dict, ax=None, title: Optional[str] = None) -> Figure:
   if title:
     ax.set_title(title)
   return ax.figure
+
+
+# ================================================================================================
+# Memory against time steps.
+# ================================================================================================
+
+
+def memory_vs_steps(report: dict, ax=None, title: Optional[str] = None) -> Figure:
+  """Temporary memory per example of one compiled training step against the free phase's T."""
+  if ax is None:
+    ax = panels(1, 1, figsize=(6.0, 4.0))[0]
+  for i, (name, rows) in enumerate(report["variants"].items()):
+    steps = [r["t_free"] for r in rows]
+    mb = [r["temp_bytes_per_example"] / 1e6 for r in rows]
+    ax.plot(steps, mb, marker="o", linestyle=_LINESTYLES[i % len(_LINESTYLES)],
+            label=name.replace("_", ", "))
+  ax.set_xlabel("free-phase steps T")
+  ax.set_ylabel("MB per example (XLA temporaries)")
+  ax.set_title(title or f"Training memory, batch {report['batch_size']}")
+  ax.legend()
+  return ax.figure

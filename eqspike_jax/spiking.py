@@ -237,6 +237,49 @@ def drives_of(arch: Architecture, params: Params, s_in: chex.Array,
   return arch[0].forward(params[0], s_in)
 
 
+def streamed_run(arch: Architecture, params: Params, x: chex.Array, state0: NetworkState,
+                 e0: chex.Array, dyn: SpikingDynamics, k_in: Optional[chex.PRNGKey],
+                 k_net: Optional[chex.PRNGKey], num_steps: int
+                 ) -> Tuple[NetworkState, chex.Array, Tuple[chex.Array, ...]]:
+  """A free phase of one example from time 0 that keeps no trace: memory does not grow with T.
+
+  Each step draws its input spikes, computes their drive and runs ``network_step`` with the
+  keys the traced phase uses (``fold_in(key, t)``), so it is the same phase; only the drive's
+  summation order differs (one product per step instead of one over all steps). Returns the end
+  state, the encoder state and every layer's spike count (the input first).
+  """
+  chex.assert_rank(x, 1)
+  y_unused = jnp.zeros((arch[-1].n_out,), x.dtype)
+
+  def body(carry, t):
+    state, e, counts = carry
+    if dyn.current_input:
+      s_in = x
+    else:
+      e, s_in = emit(e, x, dyn.stochastic, jax.random.fold_in(k_in, t) if dyn.stochastic else None)
+    key_t = jax.random.fold_in(k_net, t) if dyn.stochastic else None
+    state, record = network_step(arch, params, arch[0].forward(params[0], s_in), state, y_unused,
+                                 None, dyn, key_t)
+    counts = tuple(c + jnp.sum(a) for c, a in zip(counts, (s_in,) + record.emitted))
+    return (state, e, counts), None
+
+  counts0 = tuple(jnp.zeros((), x.dtype) for _ in range(len(arch) + 1))
+  (state, e, counts), _ = jax.lax.scan(body, (state0, e0, counts0), jnp.arange(num_steps),
+                                       unroll=dyn.unroll)
+  return state, e, counts
+
+
+def batched_streamed_run(arch, params, x, dyn, k_in, k_net, num_steps):
+  """``streamed_run`` over a batch from rest, each example with its own streams."""
+  batch = x.shape[0]
+  state0 = batched_rest_state(arch, batch, x.dtype)
+  keys = [example_keys(k, batch, dyn) for k in (k_in, k_net)]
+  axis = 0 if dyn.stochastic else None
+  fn = lambda xi, si, ki, kn: streamed_run(arch, params, xi, si, jnp.zeros_like(xi), dyn, ki, kn,
+                                           num_steps)
+  return jax.vmap(fn, in_axes=(0, 0, axis, axis))(x, state0, *keys)
+
+
 def batched_rest_state(arch: Architecture, batch: int, dtype=jnp.float32) -> NetworkState:
   return tuple(jax.tree.map(lambda a: jnp.broadcast_to(a, (batch,) + a.shape),
                             rest_state(layer.n_out, dtype)) for layer in arch)

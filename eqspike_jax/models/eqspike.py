@@ -54,23 +54,34 @@ class Readout:
 @flax.struct.dataclass
 class FreePhase:
   """The free phase of a batch, batch-leading: what every later phase and metric reads."""
-  s_in: chex.Array                 # [B, t_free, n_0] input trains.
+  s_in: chex.Array                 # [B, t, n_0] input trains (t = t_free, or the kept steps).
   encoder: chex.Array              # [B, n_0] input encoder state at its end.
   state: spiking.NetworkState      # The free end state.
-  trace: Trace                     # [B, t_free, n] per layer.
+  trace: Trace                     # [B, t, n] per layer.
+  # A streamed free phase traces only its last steps; these are the counts of the steps before.
+  head_events: Optional[events_lib.PhaseEvents] = None
 
 
 def free_phase(arch: Architecture, params: Params, x: chex.Array, dyn: SpikingDynamics,
-               key: Optional[chex.PRNGKey]) -> FreePhase:
-  """The free phase of a batch ``x [B, n_0]`` from rest (the one free phase of this model)."""
+               key: Optional[chex.PRNGKey], keep: Optional[int] = None) -> FreePhase:
+  """The free phase of a batch ``x [B, n_0]`` from rest (the one free phase of this model).
+
+  ``keep``: trace only the last ``keep`` steps and stream the ones before (``spiking.
+  streamed_run``), so the memory of a training step does not grow with ``t_free``.
+  """
   chex.assert_rank(x, 2)
   k_in, k_net = _phase_keys(key, dyn)
-  encoder, s_in = spiking.input_trains(x, dyn.t_free, dyn, k_in)
+  start = 0 if keep is None else max(dyn.t_free - keep, 0)
   state0 = spiking.batched_rest_state(arch, x.shape[0], x.dtype)
+  e0, head = None, None
+  if start:
+    state0, e0, counts = spiking.batched_streamed_run(arch, params, x, dyn, k_in, k_net, start)
+    head = events_lib.events_from_counts(arch, counts, start)
+  encoder, s_in = spiking.input_trains(x, dyn.t_free - start, dyn, k_in, e0, start=start)
   y_unused = jnp.zeros((x.shape[0], arch[-1].n_out), x.dtype)
   state, trace = spiking.batched_phase(arch, params, spiking.drives_of(arch, params, s_in, dyn),
-                                       state0, y_unused, None, dyn, k_net)
-  return FreePhase(s_in=s_in, encoder=encoder, state=state, trace=trace)
+                                       state0, y_unused, None, dyn, k_net, start=start)
+  return FreePhase(s_in=s_in, encoder=encoder, state=state, trace=trace, head_events=head)
 
 
 def _phase_keys(key, dyn):
@@ -105,8 +116,9 @@ def nudged_phases(arch: Architecture, params: Params, drives: chex.Array, free: 
 
 def free_tail(free: FreePhase, dyn: SpikingDynamics) -> Tuple[chex.Array, Trace]:
   """The last ``t_nudge`` free steps: the reference statistic of one-sided nudging."""
-  start = dyn.t_free - dyn.t_nudge
-  return free.s_in[:, start:], spiking.slice_time(free.trace, start, dyn.t_free)
+  kept = free.s_in.shape[1]
+  return free.s_in[:, kept - dyn.t_nudge:], spiking.slice_time(free.trace, kept - dyn.t_nudge,
+                                                               kept)
 
 
 def residual(trace: Trace) -> chex.Array:
@@ -123,6 +135,15 @@ class Model:
   nudging: ep_core.Nudging
   readout: Readout
   free_contrast: bool = True
+  stream: bool = False  # Trace only the free phase's last steps (memory constant in t_free).
+
+  def free(self, params, x, key) -> FreePhase:
+    """This model's free phase: traced in full, or streamed up to the steps its metrics read."""
+    if not self.stream:
+      return free_phase(self.arch, params, x, self.dyn, key)
+    keep = max(self.dyn.t_nudge if self.tail_contrast else 1,
+               self.readout.steps if self.readout.kind == "spike_count" else 1)
+    return free_phase(self.arch, params, x, self.dyn, key, keep=keep)
 
   @property
   def tail_contrast(self) -> bool:
@@ -133,6 +154,8 @@ class Model:
     """Loss and accuracy of the readout, the residual, and the typed event counts."""
     del params
     free_events = events_lib.phase_events(self.arch, free.s_in, free.trace.emitted)
+    if free.head_events is not None:
+      free_events = free_events + free.head_events
     if self.tail_contrast:  # The contrast's updates are written during the free-phase tail.
       tail_in, tail = free_tail(free, self.dyn)
       written = events_lib.phase_events(self.arch, tail_in, tail.emitted, self.rule.paired(tail),
@@ -160,7 +183,7 @@ class Model:
 
   def estimate(self, params, x, y, betas, key) -> Tuple[Params, dict]:
     """Free phase, nudged phase(s) and the rule summed over them (an ``ep_core.EstimateFn``)."""
-    free = free_phase(self.arch, params, x, self.dyn, key)
+    free = self.free(params, x, key)
     s_in_nudge = nudged_input(x, free, self.dyn, key)
     drives = spiking.drives_of(self.arch, params, s_in_nudge, self.dyn)
     _, nudged = nudged_phases(self.arch, params, drives, free, y, betas, self.dyn, key)
@@ -169,7 +192,7 @@ class Model:
             self.step_metrics(params, y, free, s_in_nudge, nudged))
 
   def predict(self, params, x, key) -> chex.Array:
-    return self.readout(free_phase(self.arch, params, x, self.dyn, key))
+    return self.readout(self.free(params, x, key))
 
 
 def _time_major(a):
@@ -188,7 +211,7 @@ def online_phases(model: Model) -> ep_core.OnlinePhases:
 
   def begin(params, x, y, betas, key):
     del y
-    free = free_phase(arch, params, x, dyn, key)
+    free = model.free(params, x, key)
     s_in_nudge = nudged_input(x, free, dyn, key)
     states = jax.tree.map(lambda a: jnp.stack([a] * betas.shape[0]), free.state)
     xs = {"s_in": _time_major(s_in_nudge)}
@@ -242,7 +265,8 @@ def model_from_config(config: ml_collections.ConfigDict) -> Model:
                rule=spike_rule.Rule(pairing=s.pairing, debias=s.debias, gamma=s.gamma,
                                     window=s.window),
                nudging=ep_core.Nudging(config.nudging, config.beta),
-               readout=Readout(s.readout, s.readout_steps), free_contrast=s.free_contrast)
+               readout=Readout(s.readout, s.readout_steps), free_contrast=s.free_contrast,
+               stream=s.stream_free_phase)
 
 
 def validate(config: ml_collections.ConfigDict, fail: Callable) -> None:

@@ -15,5 +15,6 @@ def defaults() -> ml_collections.ConfigDict:
   s.pairing = "next_step"         # Spikes paired with du(t): S(t+1), or S(t) ("same_step");
   #                                 "state": with the other neuron's u (a time average).
   s.state_bits = 0                # Neuron states u on 2^k levels (nearest); 0 = float.
+  s.stream_free_phase = False     # Trace only the free phase's last steps (memory flat in T).
   s.window = 0                    # "state": learn over the last `window` nudged steps (0: all).
   return s
