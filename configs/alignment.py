@@ -4,8 +4,8 @@ r"""The per-layer alignment sweep of EqSpike's estimate (eqspike_jax/analysis/al
 
 Every point compares the spike-driven estimate of one network on one batch of test images with
 its noise-free twin, rate EP at the same beta and the true gradient, per layer. The sweeps vary
-one setting at a time around the shipped rule (T_nudge 20, beta 0.5, gamma 0.2, symmetric,
-batch 1024), for each pairing. ``networks``: ``random:SIZES`` (a fresh init of the base config,
+one setting at a time around the deep config's rule (T_nudge 30, beta 0.5, gamma 0.2,
+symmetric, batch 1024; a trained network around its own run's settings), for each pairing. ``networks``: ``random:SIZES`` (a fresh init of the base config,
 seed ``seed``) or ``trained:WORKDIR`` (the last checkpoint of a run; skipped with a line when
 the workdir has none, so the sweep runs on a fresh clone).
 
@@ -17,19 +17,18 @@ import ml_collections
 
 def get_config(variant: str = ""):
   c = ml_collections.ConfigDict()
-  c.base_config = "configs/mnist_eqspike.py"
+  c.base_config = "configs/mnist_deep_eqspike.py"  # Random networks take its rule settings.
   c.dataset = "mnist"
   c.data_dir = ""
   c.seed = 0
   c.batch_size = 1024
   c.settle_steps = 300       # Damped rate dynamics: residual < 1e-4 on every network measured.
   c.networks = ("random:784-512-10", "random:784-512-512-10", "random:784-512-512-512-10",
-                "trained:runs/mnist_eqspike_seed1", "trained:runs/mnist_deep_eqspike_seed0",
-                "trained:runs/mnist_deep3_eqspike_seed0")
+                "trained:runs/mnist_eqspike_seed1", "trained:runs/mnist_deep_eqspike_seed0")
   c.pairings = ("next_step", "state")
   c.sweeps = ml_collections.ConfigDict()
-  c.sweeps.t_nudge = (10, 20, 30, 40)
-  c.sweeps.beta = (0.05, 0.2, 0.5)
+  c.sweeps.t_nudge = (10, 20, 30, 60)
+  c.sweeps.beta = (0.2, 0.5, 1.0)
   c.sweeps.gamma = (0.2, 0.5)
   c.sweeps.batch_size = (64, 256, 1024)
   if variant == "quick":
