@@ -242,3 +242,34 @@ def test_shipped_deep_rule_tracks_its_twin_on_a_trained_network(load_config, mni
   _, params, _ = workdir.load_trained(str(tmp_path))
   cosines = _spike_and_twin_cosines(load_config("mnist_deep_eqspike"), params, *_mnist_batch(1024))
   assert np.all(cosines >= 0.9), cosines
+
+
+# ================================================================================================
+# The sweep's plumbing (the sweep itself: python -m launch.alignment, results/alignment.json).
+# ================================================================================================
+
+
+def test_sweep_points_vary_one_setting_at_a_time(load_config):
+  from eqspike_jax.analysis import alignment_report  # pylint: disable=g-import-not-at-top
+  c = load_config("alignment", "quick")
+  base = load_config("mnist_deep_eqspike")
+  points = list(alignment_report.points(c, base))
+  shipped = {"t_nudge": 30, "beta": 0.5, "gamma": 0.2, "batch_size": c.batch_size}
+  for p in points:
+    changed = {k for k in shipped if p[k] != shipped[k]}
+    assert changed == ({p["swept"]} if p["swept"] != "shipped" else set()), p
+  per_pairing = 1 + sum(len([v for v in c.sweeps[f] if v != shipped[f]])
+                        for f in alignment_report.SWEPT)
+  assert len(points) == len(c.pairings) * per_pairing
+  model = alignment_report.model_for(base, points[-1])
+  assert model.rule.pairing == points[-1]["pairing"]
+
+
+def test_sweep_networks_are_random_or_trained(load_config, tmp_path):
+  from eqspike_jax.analysis import alignment_report  # pylint: disable=g-import-not-at-top
+  base = load_config("mnist_deep_eqspike")
+  config, params = alignment_report.load_network("random:784-16-16-10", base, 0)
+  assert config.layer_sizes == (784, 16, 16, 10) and len(params) == 3
+  assert alignment_report.load_network(f"trained:{tmp_path}", base, 0) is None
+  with pytest.raises(ValueError, match="random:SIZES"):
+    alignment_report.load_network("784-16-10", base, 0)

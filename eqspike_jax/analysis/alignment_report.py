@@ -111,31 +111,34 @@ def sweep(c: ml_collections.ConfigDict, log: Callable = print) -> Dict:
 
 
 def figure(report: Dict):
-  """Per-layer cosine against the twin (T_nudge, batch) and of the references (beta)."""
+  """Per-layer cosines of the random networks: spike vs twin by T_nudge and by batch size, and
+  the twin and rate EP vs the true gradient by beta. Colour: depth; shade: layer (darker is
+  nearer the output); solid: state pairing, dashed: next-step pairing."""
   from eqspike_jax import plots  # pylint: disable=g-import-not-at-top
-  axes = plots.panels(1, 3, figsize=(15.0, 4.2))
+  axes = plots.panels(1, 4, figsize=(19.0, 4.4))
   rows = [r for r in report["points"] if r["network"].startswith("random:")]
-  for ax, field, key in ((axes[0], "t_nudge", "spike_vs_twin"),
-                         (axes[1], "batch_size", "spike_vs_twin"),
-                         (axes[2], "beta", "twin_vs_true")):
+  panels = ((axes[0], "t_nudge", "spike_vs_twin"), (axes[1], "batch_size", "spike_vs_twin"),
+            (axes[2], "beta", "twin_vs_true"), (axes[3], "beta", "rate_ep_vs_true"))
+  for ax, field, key in panels:
     for (spec, pairing), group in _groups(rows, field).items():
+      if key == "rate_ep_vs_true" and pairing != "state":
+        continue  # Rate EP does not depend on the pairing.
       values = sorted({r[field] for r in group})
       cos = np.array([next(r[key] for r in group if r[field] == v) for v in values])
       depth = len(group[0]["sizes"]) - 2
-      style = "-" if pairing == "state" else "--"
       for l in range(cos.shape[1]):
-        ax.plot(values, cos[:, l], style, marker="o", color=f"C{depth - 1}",
-                alpha=0.4 + 0.6 * (l + 1) / cos.shape[1],
+        ax.plot(values, cos[:, l], "-" if pairing == "state" else "--", marker="o",
+                color=f"C{depth - 1}", alpha=0.35 + 0.65 * (l + 1) / cos.shape[1],
                 label=f"{depth} hidden, {pairing}, layer {l}")
-    ax.set_xlabel(field)
-    ax.set_ylabel(key.replace("_", " "))
+    ax.set_xlabel(field.replace("_", " "))
+    ax.set_ylabel("cosine, " + key.replace("_", " "))
     ax.axhline(0.9, color="0.6", lw=0.8)
     if field == "batch_size":
       ax.set_xscale("log")
-  axes[0].legend(fontsize=6, ncol=2)
-  axes[0].set_title("spike vs noise-free twin (random networks)")
-  axes[1].set_title("spike vs twin, by batch size")
-  axes[2].set_title("twin vs true gradient, by beta")
+  axes[0].legend(fontsize=5.5, ncol=2)
+  for ax, title in zip(axes, ("spike vs noise-free twin", "spike vs twin, by batch",
+                              "twin vs true gradient", "rate EP vs true gradient")):
+    ax.set_title(title)
   return axes[0].figure
 
 
