@@ -59,8 +59,8 @@ def measure(steps) -> dict:
     for t in steps:
       config = config_lib.from_file(path)
       for field, value in overrides.items():
-        section, _, name = field.rpartition(".")
-        (config[section] if section else config)[name] = value
+        section, _, key = field.rpartition(".")
+        (config[section] if section else config)[key] = value
       config.t_free, config.batch_size, config.steps_per_call = t, _BATCH, 1
       if name.startswith("eqspike_online"):
         config.learning_rates = (1e-3, 1e-3)
