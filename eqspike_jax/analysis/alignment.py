@@ -74,7 +74,7 @@ def rate_ep_estimate(model: eqspike.Model, params: Params, x: chex.Array, y: che
   """Rate EP on the settled phases at the model's nudging: ``(estimate, worst residual)``."""
   arch, gamma = model.arch, model.dyn.gamma
   free_u, free_res = settled_phase(arch, params, x, y, None, gamma, num_steps)
-  start = _state_at(arch, params, x, free_u)
+  start = _state_at(arch, x, free_u)
   betas = model.nudging.betas(jax.random.PRNGKey(0), x.dtype)
   if not model.nudging.symmetric:
     betas = jnp.abs(betas)  # A random sign is a training device: measure the +beta estimate.
@@ -86,9 +86,8 @@ def rate_ep_estimate(model: eqspike.Model, params: Params, x: chex.Array, y: che
   return grads, jnp.max(jnp.stack([free_res] + [r for _, r in nudged]))
 
 
-def _state_at(arch, params, x, u):
+def _state_at(arch, x, u):
   """A rate-mode network state holding ``u`` (its 'spikes' are the rates themselves)."""
-  del params
   rest = spiking.batched_rest_state(arch, x.shape[0], x.dtype)
   return tuple(s.replace(u=v, spikes=v) for s, v in zip(rest, u))
 
