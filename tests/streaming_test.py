@@ -1,6 +1,5 @@
 """A streamed free phase (no trace before its last steps) is the traced one, and its memory is flat."""
 
-import dataclasses
 
 import chex
 import jax
