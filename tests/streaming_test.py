@@ -1,6 +1,5 @@
 """A streamed free phase (no trace before its last steps) is the traced one, and its memory is flat."""
 
-
 import chex
 import jax
 import jax.numpy as jnp
