@@ -41,22 +41,14 @@ class Dense:
   def num_synapses(self) -> int:
     return self.n_in * self.n_out
 
+  @property
+  def w_shape(self) -> Tuple[int, ...]:
+    return (self.n_in, self.n_out)
+
   def init(self, key: chex.PRNGKey, init: str, scale: float) -> Layer:
     """``uniform``: w and b from ``U(-1/sqrt(fan_in), +)`` (PyTorch's ``nn.Linear``, which the
     EP reference code uses); ``glorot``: w from ``U(-sqrt(6/(fan_in+fan_out)), +)``, b = 0."""
-    k_w, k_b = jax.random.split(key)
-    shape = (self.n_in, self.n_out)
-    if init == "uniform":
-      bound = 1.0 / jnp.sqrt(self.n_in)
-      w = jax.random.uniform(k_w, shape, minval=-bound, maxval=bound)
-      b = jax.random.uniform(k_b, (self.n_out,), minval=-bound, maxval=bound)
-    elif init == "glorot":
-      bound = jnp.sqrt(6.0 / (self.n_in + self.n_out))
-      w = jax.random.uniform(k_w, shape, minval=-bound, maxval=bound)
-      b = jnp.zeros((self.n_out,))
-    else:
-      raise ValueError(f"init must be one of {INITS}, got {init!r}.")
-    return Layer(w=scale * w, b=b)
+    return _uniform_init(key, self.w_shape, self.n_out, self.n_in, self.n_out, init, scale)
 
   def forward(self, params: Layer, s: chex.Array) -> chex.Array:
     """The drive of the receiving layer, ``[..., n_out]``."""
@@ -78,7 +70,110 @@ class Dense:
     return jnp.einsum("btn,btm->nm", pre, post)
 
 
-Architecture = Tuple[Dense, ...]
+def _uniform_init(key, w_shape, n_out, fan_in, fan_out, init, scale) -> Layer:
+  """``uniform``: w and b from ``U(-1/sqrt(fan_in), +)``; ``glorot``: ``U(-sqrt(6/(fan_in +
+  fan_out)), +)`` and b = 0 (fans as a kernel's taps, for a convolution)."""
+  k_w, k_b = jax.random.split(key)
+  if init == "uniform":
+    bound = 1.0 / jnp.sqrt(fan_in)
+    w = jax.random.uniform(k_w, w_shape, minval=-bound, maxval=bound)
+    b = jax.random.uniform(k_b, (n_out,), minval=-bound, maxval=bound)
+  elif init == "glorot":
+    bound = jnp.sqrt(6.0 / (fan_in + fan_out))
+    w = jax.random.uniform(k_w, w_shape, minval=-bound, maxval=bound)
+    b = jnp.zeros((n_out,))
+  else:
+    raise ValueError(f"init must be one of {INITS}, got {init!r}.")
+  return Layer(w=scale * w, b=b)
+
+
+@dataclasses.dataclass(frozen=True)
+class Conv:
+  """A convolution (stride 1, no padding) then ``pool x pool`` average pooling, on flat states.
+
+  The layers of a network keep flat states ``[..., n]`` so that the dynamics, the rules and the
+  counts never see a shape; this map reshapes to ``[H, W, C]`` inside. Both the convolution and
+  the average pooling are linear, so the feedback is the exact transpose of their composition
+  (the VJP of ``forward``, which is what ``jax.linear_transpose`` computes), and the weights stay
+  symmetric by construction. Each output unit has its own bias (a neuron's own register), so
+  ``b`` has ``n_out`` entries like a dense layer's.
+  """
+  in_shape: Tuple[int, int, int]  # (H, W, C_in) of the sending layer.
+  channels: int                   # C_out.
+  kernel: int = 5
+  pool: int = 1
+
+  def __post_init__(self):
+    h, w, _ = self.in_shape
+    conv = (h - self.kernel + 1, w - self.kernel + 1)
+    if min(conv) < 1 or conv[0] % self.pool or conv[1] % self.pool:
+      raise ValueError(f"a {self.kernel}x{self.kernel} convolution of {self.in_shape} gives "
+                       f"{conv}, which {self.pool}x{self.pool} pooling must divide exactly.")
+
+  @property
+  def out_shape(self) -> Tuple[int, int, int]:
+    h, w, _ = self.in_shape
+    return ((h - self.kernel + 1) // self.pool, (w - self.kernel + 1) // self.pool,
+            self.channels)
+
+  @property
+  def n_in(self) -> int:
+    return self.in_shape[0] * self.in_shape[1] * self.in_shape[2]
+
+  @property
+  def n_out(self) -> int:
+    return self.out_shape[0] * self.out_shape[1] * self.out_shape[2]
+
+  @property
+  def w_shape(self) -> Tuple[int, ...]:
+    return (self.kernel, self.kernel, self.in_shape[2], self.channels)
+
+  @property
+  def fan_out(self) -> int:
+    """Synaptic operations of one spike of the sending layer: its kernel fan-out."""
+    return self.kernel * self.kernel * self.channels
+
+  @property
+  def fan_in(self) -> int:
+    """Synaptic operations of one feedback spike: the taps of the pool x pool outputs it sums."""
+    return self.kernel * self.kernel * self.in_shape[2] * self.pool * self.pool
+
+  @property
+  def num_synapses(self) -> int:
+    """Weights stored (shared by every position)."""
+    return self.kernel * self.kernel * self.in_shape[2] * self.channels
+
+  def init(self, key: chex.PRNGKey, init: str, scale: float) -> Layer:
+    taps = self.kernel * self.kernel
+    return _uniform_init(key, self.w_shape, self.n_out, taps * self.in_shape[2],
+                         taps * self.channels, init, scale)
+
+  def forward(self, params: Layer, s: chex.Array) -> chex.Array:
+    """The drive of the receiving layer, ``[..., n_out]``."""
+    lead = s.shape[:-1]
+    v = s.reshape((-1,) + self.in_shape)
+    v = jax.lax.conv_general_dilated(v, params.w.astype(v.dtype), (1, 1), "VALID",
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    if self.pool > 1:
+      n, h, w, c = v.shape
+      v = v.reshape(n, h // self.pool, self.pool, w // self.pool, self.pool, c).mean((2, 4))
+    return v.reshape(lead + (self.n_out,))
+
+  def transpose(self, params: Layer, s: chex.Array) -> chex.Array:
+    """The feedback to the sending layer, ``[..., n_in]``: the exact transpose of ``forward``."""
+    zeros = jnp.zeros(s.shape[:-1] + (self.n_in,), s.dtype)
+    return jax.vjp(lambda v: self.forward(params, v), zeros)[1](s)[0]
+
+  def outer(self, pre: chex.Array, post: chex.Array) -> chex.Array:
+    """``d/dw`` of ``sum post . forward(pre)`` over examples (and steps), ``w_shape``."""
+    chex.assert_equal_shape_prefix([pre, post], prefix_len=pre.ndim - 1)
+    pre, post = pre.reshape(-1, self.n_in), post.reshape(-1, self.n_out)
+    w0 = jnp.zeros(self.w_shape, pre.dtype)
+    fn = lambda w: self.forward(Layer(w=w, b=jnp.zeros((self.n_out,), pre.dtype)), pre)
+    return jax.vjp(fn, w0)[1](post)[0]
+
+
+Architecture = Tuple[Dense, ...]  # Or any layer with Dense's interface (Conv).
 
 
 def dense_stack(layer_sizes: Sequence[int]) -> Architecture:
@@ -104,9 +199,9 @@ def check_params(arch: Architecture, params: Params) -> None:
   if len(params) != len(arch):
     raise ValueError(f"{len(params)} weight layers for an architecture of {len(arch)}.")
   for l, (layer, p) in enumerate(zip(arch, params)):
-    if p.w.shape != (layer.n_in, layer.n_out) or p.b.shape != (layer.n_out,):
+    if tuple(p.w.shape) != tuple(layer.w_shape) or p.b.shape != (layer.n_out,):
       raise ValueError(f"layer {l}: parameters of shapes {p.w.shape}, {p.b.shape} for a "
-                       f"{layer.n_in} -> {layer.n_out} layer.")
+                       f"{layer.n_in} -> {layer.n_out} layer (w {layer.w_shape}).")
 
 
 def layer_currents(arch: Architecture, params: Params, drive: chex.Array,

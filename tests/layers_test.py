@@ -173,3 +173,81 @@ def test_check_params_refuses_a_mismatched_checkpoint():
   bad_bias = (params[0], Layer(w=params[1].w, b=jnp.zeros(5)))
   with pytest.raises(ValueError, match=r"layer 1: .*\(5,\)"):
     layers.check_params(ARCH, bad_bias)
+
+
+# ================================================================================================
+# Convolution + average pooling, on flat states.
+# ================================================================================================
+
+CONV = layers.Conv(in_shape=(8, 8, 2), channels=3, kernel=3, pool=2)  # -> (3, 3, 3)
+
+
+def _conv_params(seed=0):
+  return CONV.init(jax.random.PRNGKey(seed), "uniform", 1.0)
+
+
+def test_conv_shapes_and_fans_by_hand():
+  assert CONV.out_shape == (3, 3, 3) and CONV.n_in == 128 and CONV.n_out == 27
+  assert CONV.w_shape == (3, 3, 2, 3) and CONV.num_synapses == 54
+  assert CONV.fan_out == 27  # A spike reaches 3 x 3 taps of 3 output channels.
+  assert CONV.fan_in == 3 * 3 * 2 * 4  # A feedback spike sums 2 x 2 pooled outputs' taps.
+  p = _conv_params()
+  assert p.w.shape == CONV.w_shape and p.b.shape == (27,)
+  assert float(jnp.max(jnp.abs(p.w))) <= 1 / np.sqrt(18)
+  with pytest.raises(ValueError, match="pooling must divide"):
+    layers.Conv(in_shape=(8, 8, 1), channels=2, kernel=4, pool=2)
+
+
+def test_conv_forward_by_hand():
+  """One channel, a 2x2 kernel of ones, pooling 1: each output is the sum of a 2x2 window."""
+  conv = layers.Conv(in_shape=(3, 3, 1), channels=1, kernel=2, pool=1)
+  p = Layer(w=jnp.ones((2, 2, 1, 1)), b=jnp.zeros((4,)))
+  x = jnp.arange(9.0)  # Row-major 3x3: [[0,1,2],[3,4,5],[6,7,8]].
+  np.testing.assert_allclose(conv.forward(p, x), [8.0, 12.0, 20.0, 24.0])
+  pooled = layers.Conv(in_shape=(3, 3, 1), channels=1, kernel=2, pool=2)
+  np.testing.assert_allclose(pooled.forward(p, x), [16.0])  # The mean of the four.
+
+
+def test_conv_transpose_is_the_exact_adjoint(x64):
+  del x64
+  p = jax.tree.map(lambda a: a.astype(jnp.float64), _conv_params())
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.standard_normal((4, CONV.n_in)))
+  y = jnp.asarray(rng.standard_normal((4, CONV.n_out)))
+  np.testing.assert_allclose(jnp.sum(CONV.forward(p, x) * y), jnp.sum(x * CONV.transpose(p, y)),
+                             rtol=1e-12)
+  by_jax = jax.linear_transpose(lambda v: CONV.forward(p, v), x)(y)[0]
+  np.testing.assert_allclose(CONV.transpose(p, y), by_jax, rtol=1e-12, atol=1e-14)
+
+
+def test_conv_outer_is_the_weight_gradient(x64):
+  """outer(pre, post) = d/dw sum post . forward(pre), over a batch and over (batch, time)."""
+  del x64
+  p = jax.tree.map(lambda a: a.astype(jnp.float64), _conv_params())
+  rng = np.random.default_rng(1)
+  pre = jnp.asarray(rng.uniform(size=(2, 5, CONV.n_in)))
+  post = jnp.asarray(rng.uniform(size=(2, 5, CONV.n_out)))
+  grad = jax.grad(lambda w: jnp.sum(post * CONV.forward(p.replace(w=w), pre)))(p.w)
+  np.testing.assert_allclose(CONV.outer(pre, post), grad, rtol=1e-12)
+  np.testing.assert_allclose(CONV.outer(pre[:, 0], post[:, 0]),
+                             jax.grad(lambda w: jnp.sum(post[:, 0] * CONV.forward(
+                                 p.replace(w=w), pre[:, 0])))(p.w), rtol=1e-12)
+
+
+def test_a_conv_network_runs_the_spiking_and_rate_dynamics():
+  """[Conv, Dense] on flat states: the layer currents, a spiking phase and the rule's sums."""
+  from eqspike_jax import spike_rule  # pylint: disable=g-import-not-at-top
+  from eqspike_jax import spiking  # pylint: disable=g-import-not-at-top
+  arch = (CONV, layers.Dense(CONV.n_out, 4))
+  params = layers.init_params(arch, jax.random.PRNGKey(0))
+  layers.check_params(arch, params)
+  x = jax.random.uniform(jax.random.PRNGKey(1), (3, CONV.n_in))
+  dyn = spiking.SpikingDynamics(gamma=0.5, t_free=6, t_nudge=3)
+  _, s_in = spiking.input_trains(x, 6, dyn, None)
+  drives = spiking.drives_of(arch, params, s_in, dyn)
+  state0 = spiking.batched_rest_state(arch, 3)
+  y = jax.nn.one_hot(jnp.array([0, 1, 2]), 4)
+  _, trace = spiking.batched_phase(arch, params, drives, state0, y, 0.5, dyn, None)
+  sums = spike_rule.Rule().sums(arch, params, s_in, trace)
+  assert sums[0].w.shape == CONV.w_shape and sums[1].w.shape == (CONV.n_out, 4)
+  assert all(bool(jnp.all(jnp.isfinite(a))) for a in jax.tree.leaves(sums))
