@@ -64,3 +64,15 @@ def build_trainer(config: ml_collections.ConfigDict, total_steps: int) -> Traine
   chunk = train.make_train_chunk(algorithm, config.layer_sizes[-1], mesh)
   return Trainer(algorithm, optimizer, mesh, chunk,
                  train.init_state(config, algorithm, optimizer))
+
+
+def temp_bytes_per_example(config) -> Dict[str, float]:
+  """XLA's memory analysis of one jitted training step of ``config`` (benchmarks/memory.py)."""
+  trainer = build_trainer(config, total_steps=1000)
+  images, labels = random_dataset(jax.random.PRNGKey(0), 1000, config.layer_sizes[0], 10)
+  idx = index_batches(0, 1000, 1, config.batch_size)
+  lowered = trainer.chunk.lower(trainer.state, images, labels, idx, jax.random.PRNGKey(1))
+  analysis = lowered.compile().memory_analysis()
+  return {"temp_bytes_per_example": analysis.temp_size_in_bytes / config.batch_size,
+          "argument_bytes": analysis.argument_size_in_bytes,
+          "output_bytes": analysis.output_size_in_bytes}

@@ -40,18 +40,6 @@ VARIANTS = {  # name: (config file, overrides)
 }
 
 
-def temp_bytes_per_example(config) -> dict:
-  """XLA's memory analysis of one jitted training step of ``config``."""
-  trainer = common.build_trainer(config, total_steps=1000)
-  images, labels = common.random_dataset(jax.random.PRNGKey(0), 1000, config.layer_sizes[0], 10)
-  idx = common.index_batches(0, 1000, 1, config.batch_size)
-  lowered = trainer.chunk.lower(trainer.state, images, labels, idx, jax.random.PRNGKey(1))
-  analysis = lowered.compile().memory_analysis()
-  return {"temp_bytes_per_example": analysis.temp_size_in_bytes / config.batch_size,
-          "argument_bytes": analysis.argument_size_in_bytes,
-          "output_bytes": analysis.output_size_in_bytes}
-
-
 def measure(steps) -> dict:
   out = {}
   for name, (path, overrides) in VARIANTS.items():
@@ -65,7 +53,7 @@ def measure(steps) -> dict:
       if name.startswith("eqspike_online"):
         config.learning_rates = (1e-3, 1e-3)
       config_lib.validate(config)
-      rows.append({"t_free": t, **temp_bytes_per_example(config)})
+      rows.append({"t_free": t, **common.temp_bytes_per_example(config)})
       print(f"{name:22s} T {t:4d}: {rows[-1]['temp_bytes_per_example'] / 1e6:8.2f} MB per "
             f"example", flush=True)
     out[name] = rows

