@@ -203,7 +203,6 @@ def test_twin_keeps_everything_but_the_spikes():
 #     (mean 0.955, std 0.018), the others 0.96-0.99 (at T_nudge 60 the first layer was 0.90-0.95
 #     over seeds 0-3, too close to the bound).
 # The bound 0.9 is at or below mean - 3 std of the weakest layer for both.
-DEEP_CONFIGS = ("mnist_deep_eqspike", "mnist_deep3_eqspike")
 
 
 def _mnist_batch(size):
@@ -221,10 +220,19 @@ def _spike_and_twin_cosines(config, params, x, y):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", DEEP_CONFIGS)
-def test_shipped_deep_rule_tracks_its_twin_on_a_random_network(load_config, mnist_data_dir, name):
+@pytest.mark.parametrize("name,sizes", [("mnist_deep_eqspike", None),
+                                        ("mnist_deep3_eqspike", (784, 256, 256, 256, 10))],
+                         ids=["two_hidden", "three_hidden"])
+def test_shipped_deep_rule_tracks_its_twin_on_a_random_network(load_config, mnist_data_dir, name,
+                                                               sizes):
+  """The shipped rules at batch 1024. The three-hidden-layer rule (T_nudge 80) is tested on
+  layers of 256 to keep make test under 10 minutes: 0.972-0.996 per layer over seeds 0-2, where
+  the shipped 512-wide network gives 0.943-0.975 in its first layer (docstring of
+  configs/mnist_deep3_eqspike.py); both clear the bound."""
   del mnist_data_dir
   config = load_config(name)
+  if sizes:
+    config.layer_sizes, config.learning_rates = sizes, (5e-4,) * (len(sizes) - 1)
   params = alignment.random_network(config.layer_sizes, jax.random.PRNGKey(0))
   cosines = _spike_and_twin_cosines(config, params, *_mnist_batch(1024))
   assert np.all(cosines >= 0.9), cosines
@@ -233,16 +241,18 @@ def test_shipped_deep_rule_tracks_its_twin_on_a_random_network(load_config, mnis
 @pytest.mark.slow
 def test_shipped_deep_rule_tracks_its_twin_on_a_trained_network(load_config, mnist_data_dir,
                                                                 tmp_path):
-  """The two-hidden-layer config after 150 training steps (test accuracy about 0.9).
+  """The two-hidden-layer config after 100 training steps (test accuracy about 0.9).
 
-  Measured (one run, 90.7 % test): 0.978 / 0.973 / 0.984 at the shipped T_nudge 60; 0.911 /
-  0.878 / 0.958 at T_nudge 30, which the bound would catch.
+  Measured: after 100 steps (91.2 % on 500 test images) 0.965 / 0.941 / 0.965; after 150 steps
+  of the T_nudge 30 config (90.7 %) 0.978 / 0.973 / 0.984 at T_nudge 60 and 0.911 / 0.878 /
+  0.958 at T_nudge 30, which the bound would catch.
   """
   del mnist_data_dir
   from eqspike_jax import train  # pylint: disable=g-import-not-at-top
   from eqspike_jax import workdir  # pylint: disable=g-import-not-at-top
   config = load_config("mnist_deep_eqspike", "quick")
-  config.train_subset, config.num_epochs, config.steps_per_call = 7500, 1, 50
+  config.train_subset, config.num_epochs, config.steps_per_call = 5000, 1, 50
+  config.eval_subset = 500
   summary = train.train_and_evaluate(config, str(tmp_path))
   assert summary["final_test_accuracy"] > 0.8
   _, params, _ = workdir.load_trained(str(tmp_path))
@@ -282,7 +292,7 @@ def test_sweep_networks_are_random_or_trained(load_config, tmp_path):
     alignment_report.load_network("784-16-10", base, 0)
 
 
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("seed", [0])
 def test_twin_of_the_deep_rule_tracks_the_true_gradient_at_small_beta(load_config, mnist_data_dir,
                                                                       seed):
   """The noise-free twin of mnist_deep_eqspike's rule at beta 0.01 against the implicit gradient,
