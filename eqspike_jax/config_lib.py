@@ -16,6 +16,7 @@ from eqspike_jax import registry
 
 OPTIMIZERS = ("adam", "sgd")
 INITS = ("uniform", "glorot")
+ROUNDINGS = ("stochastic", "nearest")  # Of low-precision synapses (quantize.py).
 NUDGING_MODES = ("one_sided", "random_sign", "symmetric")
 UPDATE_MODES = ("accumulated", "online")
 SCHEDULES = ("constant", "cosine")
@@ -150,8 +151,8 @@ def _check_synapses(c):
   if not _is_number(c.synapse_range) or not 0 < c.synapse_range < math.inf:
     fail("synapse_range", c.synapse_range, "must be a finite number > 0 (the grid's bound in "
          "units of 1/sqrt(fan_in)).")
-  if c.synapse_rounding not in ("stochastic", "nearest"):
-    fail("synapse_rounding", c.synapse_rounding, "must be 'stochastic' or 'nearest'.")
+  if c.synapse_rounding not in ROUNDINGS:
+    fail("synapse_rounding", c.synapse_rounding, f"must be one of {list(ROUNDINGS)}.")
 
 
 def validate(c: ml_collections.ConfigDict) -> None:

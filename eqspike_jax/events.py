@@ -52,11 +52,19 @@ def events_from_counts(arch: Architecture, counts: Tuple[chex.Array, ...],
                        steps: int) -> PhaseEvents:
   """The counts of a phase that learns nothing from each layer's spike total ``[B]`` (input
   first): what a streamed phase keeps instead of its trains."""
-  sops = sum(c * _fan_out(arch, l) for l, c in enumerate(counts))
+  return _phase_totals(arch, counts, steps, jnp.zeros_like(counts[0]))
+
+
+def _phase_totals(arch: Architecture, totals: Tuple[chex.Array, ...], steps: int,
+                  writes: chex.Array) -> PhaseEvents:
+  """``PhaseEvents`` from every layer's per-example spike total and weight writes ``[B]``."""
+  sops = jnp.zeros(totals[0].shape)
+  for l, total in enumerate(totals):
+    sops += total * _fan_out(arch, l)
   return PhaseEvents(
-      spikes=tuple(jnp.mean(c) for c in counts), synaptic_ops=jnp.mean(sops),
+      spikes=tuple(jnp.mean(total) for total in totals), synaptic_ops=jnp.mean(sops),
       neuron_updates=jnp.asarray(steps * sum(layer.n_out for layer in arch), jnp.float32),
-      synaptic_updates=jnp.zeros((), jnp.float32))
+      synaptic_updates=jnp.mean(writes))
 
 
 def _fan_out(arch: Architecture, l: int) -> int:
@@ -81,9 +89,6 @@ def phase_events(arch: Architecture, s_in: chex.Array, emitted: Tuple[chex.Array
   chex.assert_rank(s_in, 3)
   batch, steps = s_in.shape[:2]
   counts = [jnp.sum(s_in, -1)] + [jnp.sum(s, -1) for s in emitted]  # [B, T] per layer.
-  sops = jnp.zeros((batch,))
-  for l, c in enumerate(counts):
-    sops += jnp.sum(c, -1) * _fan_out(arch, l)
   writes = jnp.zeros((batch,))
   if written_by is not None:
     paired = [counts[0] if written_in is None else jnp.sum(written_in, -1)]
@@ -94,8 +99,4 @@ def phase_events(arch: Architecture, s_in: chex.Array, emitted: Tuple[chex.Array
         writes += jnp.sum(pre * layer.fan_out, -1)
       else:  # The union of the rows of spiking pre and the columns of spiking post neurons.
         writes += jnp.sum(pre * layer.fan_out + post * layer.fan_in - pre * post, -1)
-  return PhaseEvents(
-      spikes=tuple(jnp.mean(jnp.sum(c, -1)) for c in counts),
-      synaptic_ops=jnp.mean(sops),
-      neuron_updates=jnp.asarray(steps * sum(layer.n_out for layer in arch), jnp.float32),
-      synaptic_updates=jnp.mean(writes))
+  return _phase_totals(arch, [jnp.sum(c, -1) for c in counts], steps, writes)

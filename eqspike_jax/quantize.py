@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-ROUNDINGS = ("stochastic", "nearest")
+from eqspike_jax.config_lib import ROUNDINGS
 
 
 def levels(bits: int) -> int:

@@ -250,16 +250,17 @@ def streamed_run(arch: Architecture, params: Params, x: chex.Array, state0: Netw
   """
   chex.assert_rank(x, 1)
   y_unused = jnp.zeros((arch[-1].n_out,), x.dtype)
+  constant_drive = arch[0].forward(params[0], x) if dyn.current_input else None
 
   def body(carry, t):
     state, e, counts = carry
     if dyn.current_input:
-      s_in = x
+      s_in, drive = x, constant_drive
     else:
       e, s_in = emit(e, x, dyn.stochastic, jax.random.fold_in(k_in, t) if dyn.stochastic else None)
+      drive = arch[0].forward(params[0], s_in)
     key_t = jax.random.fold_in(k_net, t) if dyn.stochastic else None
-    state, record = network_step(arch, params, arch[0].forward(params[0], s_in), state, y_unused,
-                                 None, dyn, key_t)
+    state, record = network_step(arch, params, drive, state, y_unused, None, dyn, key_t)
     counts = tuple(c + jnp.sum(a) for c, a in zip(counts, (s_in,) + record.emitted))
     return (state, e, counts), None
 

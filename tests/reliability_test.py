@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from eqspike_jax import checkpoints
+from eqspike_jax import config_lib
 from eqspike_jax import monitor
 from eqspike_jax import train
 from eqspike_jax import workdir as workdir_lib
@@ -281,3 +282,23 @@ def test_divergence_advice_points_to_a_checkpoint_that_exists():
     monitor.check_finite(metrics, first_step=0, last_checkpoint=None)
   with pytest.raises(FloatingPointError, match="last checkpoint, at step 12, precedes"):
     monitor.check_finite(metrics, first_step=20, last_checkpoint=12)
+
+
+def test_a_config_saved_before_later_fields_reads_and_resumes_as_itself(tmp_path):
+  """config.json of an older run lacks fields added since (each with a default that keeps the
+  old behaviour): it loads with those defaults and compares equal to today's config, while a
+  field that does differ is still refused."""
+  config = config_lib.base_config("eqspike")
+  saved = json.loads(config.to_json_best_effort())
+  for field in ("synapse_bits", "synapse_range", "synapse_rounding"):
+    del saved[field]
+  for field in ("window", "state_bits", "stream_free_phase"):
+    del saved["eqspike"][field]
+  (tmp_path / workdir_lib.CONFIG_FILE).write_text(json.dumps(saved))
+  loaded = workdir_lib.load_config(str(tmp_path))
+  assert loaded.synapse_bits == 0 and loaded.eqspike.window == 0
+  assert not loaded.eqspike.stream_free_phase
+  now = json.loads(config.to_json_best_effort())
+  assert workdir_lib.config_differences(saved, now) == {}
+  now["eqspike"]["pairing"] = "state"
+  assert set(workdir_lib.config_differences(saved, now)) == {"eqspike"}

@@ -80,7 +80,7 @@ def measure_network(c, spec: str, config, params, x, y, log: Callable) -> List[D
     ref_key = (point["batch_size"], point["beta"])
     start = time.time()
     if ref_key not in refs:
-      refs[ref_key] = alignment.jitted_references(model, params, xb, yb, key, c.settle_steps)
+      refs[ref_key] = alignment.jitted_references(model, params, xb, yb, c.settle_steps)
     row = alignment.compare(model, params, xb, yb, key, refs[ref_key])
     row.update(point, network=spec, sizes=list(config.layer_sizes), seconds=time.time() - start)
     log(f"{spec} {point['pairing']:9s} {point['swept']:10s} T_nudge {point['t_nudge']:3d} beta "
