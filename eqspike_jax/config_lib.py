@@ -38,6 +38,12 @@ def base_config(model: str = "rate_ep") -> ml_collections.ConfigDict:
 
   # Network.
   c.layer_sizes = (784, 512, 10)
+  # Convolutions between the input and the dense layers, each (channels, kernel, pool): a
+  # kernel x kernel valid convolution, then pool x pool average pooling (layers.Conv). The
+  # input is then an image of input_shape (H, W, C), and layer_sizes lists the input's size and
+  # the dense layers after the convolutions, e.g. (784, 10).
+  c.conv_layers = ()
+  c.input_shape = (28, 28, 1)
   c.init = "uniform"           # U(-1/sqrt(fan_in), 1/sqrt(fan_in)); or "glorot".
   c.init_scale = 1.0
   # Low-precision synapses (eqspike_jax/quantize.py): weights on a k-bit grid over
@@ -125,11 +131,47 @@ def _check_sections(c):
            f"remove it, or set config.model = {other!r}.")
 
 
+def conv_shapes(input_shape, conv_layers):
+  """The ``(H, W, C)`` of the input and of every convolution's output (after its pooling)."""
+  shapes = [tuple(input_shape)]
+  for l, (channels, kernel, pool) in enumerate(conv_layers):
+    h, w, _ = shapes[-1]
+    conv = (h - kernel + 1, w - kernel + 1)
+    if min(conv) < 1 or conv[0] % pool or conv[1] % pool:
+      fail("conv_layers", tuple(conv_layers), f"convolution {l}: a {kernel}x{kernel} kernel "
+           f"on {shapes[-1]} gives {conv}, which {pool}x{pool} pooling must divide exactly; "
+           f"change the kernel or the pooling.")
+    shapes.append((conv[0] // pool, conv[1] // pool, channels))
+  return tuple(shapes)
+
+
+def num_weight_layers(c) -> int:
+  return len(c.conv_layers) + len(c.layer_sizes) - 1
+
+
+def _check_conv(c):
+  convs, shape = c.conv_layers, c.input_shape
+  if isinstance(convs, str) or any(
+      not isinstance(layer, (tuple, list)) or len(layer) != 3
+      or any(not _is_int(n) or n < 1 for n in layer) for layer in convs):
+    fail("conv_layers", convs, "must be a tuple of (channels, kernel, pool) triples of "
+         "positive integers, e.g. ((32, 5, 2), (64, 5, 2)); () for a dense network.")
+  if not convs:
+    return
+  if len(shape) != 3 or any(not _is_int(n) or n < 1 for n in shape):
+    fail("input_shape", shape, "must be (height, width, channels), e.g. (28, 28, 1).")
+  if shape[0] * shape[1] * shape[2] != c.layer_sizes[0]:
+    fail("input_shape", shape, f"has {shape[0] * shape[1] * shape[2]} units, but "
+         f"layer_sizes[0] = {c.layer_sizes[0]} is the input's size.")
+  conv_shapes(shape, convs)
+
+
 def _check_sizes_and_rates(c):
   sizes = tuple(c.layer_sizes)
   if len(sizes) < 2 or any(not _is_int(n) or n < 1 for n in sizes):
     fail("layer_sizes", sizes, "must list at least an input and an output size, all positive "
          "integers, e.g. (784, 512, 10).")
+  _check_conv(c)
   lrs = c.learning_rates
   if isinstance(lrs, str) or not isinstance(lrs, (tuple, list)) or any(
       not _is_number(lr) for lr in lrs):
@@ -137,9 +179,11 @@ def _check_sizes_and_rates(c):
          "--config.learning_rates='(5e-4, 5e-4)' (a text that is not a tuple of number "
          "literals, such as '(inf, 5e-4)', arrives as a string).")
   lrs = tuple(lrs)
-  if len(lrs) != len(sizes) - 1:
-    fail("learning_rates", lrs, f"needs one rate per weight layer: layer_sizes {sizes} has "
-         f"{len(sizes) - 1} weight layers, so give {len(sizes) - 1} rates.")
+  n = num_weight_layers(c)
+  if len(lrs) != n:
+    fail("learning_rates", lrs, f"needs one rate per weight layer: conv_layers "
+         f"{tuple(c.conv_layers)} and layer_sizes {sizes} make {n} weight layers, so give "
+         f"{n} rates.")
   if any(not _is_number(lr) or not lr > 0 or not math.isfinite(lr) for lr in lrs):
     fail("learning_rates", lrs, "every rate must be a finite number > 0.")
 

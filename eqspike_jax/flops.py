@@ -4,7 +4,8 @@ The analytic count lists every matrix product one training step performs, with i
 shape, exactly as the models compute them (``models.rate_ep``: ``step``, ``run_phase``,
 ``contrast_sums``, ``online_phases``; ``models.eqspike``: ``free_phase``, ``nudged_phases``,
 ``online_phases`` and ``spike_rule.Rule.sums``), written against the network's layers
-(``layers.dense_stack``). A product ``[m, k] @ [k, n]`` costs ``2 m k n`` FLOPs (one multiply
+(``layers.from_config``; a convolution as the product of its multiply-accumulates,
+``layers.Conv.products``). A product ``[m, k] @ [k, n]`` costs ``2 m k n`` FLOPs (one multiply
 and one add per multiply-accumulate). Elementwise work (activations, biases, the nudge, the
 optimizer) is left out of the FLOPs and reported separately as the number of activation
 evaluations, since its cost depends on the activation and on fusion rather than on arithmetic.
@@ -15,7 +16,7 @@ so a test can hold the hand-written count to what the code really does.
 
 import collections
 import dataclasses
-from typing import Callable, Dict, List, NamedTuple
+from typing import Callable, Dict, List, NamedTuple, Optional
 
 import jax.extend.core as jex_core
 import ml_collections
@@ -44,6 +45,11 @@ class Matmul:
   count: int
   lhs_t: bool = False
   rhs_t: bool = False
+  # A convolution's products (layers.Conv.products): the layer and its map, so that a benchmark
+  # times the convolution itself, on `rows` examples, not a matmul of the same size.
+  layer: Optional[object] = None
+  op: str = ""
+  rows: int = 0
 
   @property
   def flops(self) -> int:
@@ -61,9 +67,18 @@ def _nudging(config: ml_collections.ConfigDict) -> ep_core.Nudging:
 # Products every model shares.
 # ----------------------------------------------------------------------------------------------
 
+def _product(layer, op: str, name: str, category: str, rows: int, count: int,
+             **transposed) -> Matmul:
+  """``count`` products of ``layer``'s map ``op`` on ``rows`` rows (``layer.products``)."""
+  m, k, n = layer.products(rows)[op]
+  conv = not isinstance(layer, layers.Dense)
+  return Matmul(name, category, m, k, n, count, layer=layer if conv else None, op=op,
+                rows=rows, **({} if conv else transposed))
+
+
 def input_drive(arch: Architecture, name: str, rows: int, count: int = 1) -> Matmul:
   """``count`` products ``forward`` of the input layer on ``rows`` rows."""
-  return Matmul(name, "input_drive", rows, arch[0].n_in, arch[0].n_out, count)
+  return _product(arch[0], "forward", name, "input_drive", rows, count)
 
 
 def dynamics_matmuls(arch: Architecture, rows: int, steps: int, phase: str) -> List[Matmul]:
@@ -75,9 +90,9 @@ def dynamics_matmuls(arch: Architecture, rows: int, steps: int, phase: str) -> L
   """
   out = []
   for l, layer in enumerate(arch[1:], start=1):
-    out.append(Matmul(f"{phase} forward W{l}", "dynamics", rows, layer.n_in, layer.n_out, steps))
-    out.append(Matmul(f"{phase} feedback W{l}^T", "dynamics", rows, layer.n_out, layer.n_in,
-                      steps, rhs_t=True))
+    out.append(_product(layer, "forward", f"{phase} forward W{l}", "dynamics", rows, steps))
+    out.append(_product(layer, "transpose", f"{phase} feedback W{l}^T", "dynamics", rows,
+                        steps, rhs_t=True))
   return out
 
 
@@ -88,8 +103,8 @@ def outer_matmuls(arch: Architecture, name: str, rows: int, first: int,
   ``rows`` is what the outer product sums over: the batch (rate EP, an online step) or batch x
   time (``layers.Dense.outer`` on ``[B, T, .]`` arrays).
   """
-  return [Matmul(f"{name} W{l}", "update", layer.n_in, rows, layer.n_out,
-                 first if l == 0 else per_layer, lhs_t=True) for l, layer in enumerate(arch)]
+  return [_product(layer, "outer", f"{name} W{l}", "update", rows,
+                   first if l == 0 else per_layer, lhs_t=True) for l, layer in enumerate(arch)]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -107,7 +122,7 @@ def _contrast_matmuls(arch: Architecture, batch: int, count: int) -> List[Matmul
 
 def _rate_ep_matmuls(config: ml_collections.ConfigDict) -> List[Matmul]:
   """``rate_ep.estimate`` (accumulated) or ``rate_ep.online_phases`` (C-EP) on one batch."""
-  arch, dyn = layers.dense_stack(config.layer_sizes), rate_ep.dynamics_from_config(config)
+  arch, dyn = layers.from_config(config), rate_ep.dynamics_from_config(config)
   batch = config.batch_size
   # free_phase: the drive once per example, reused by every step of every phase.
   out = [input_drive(arch, "input drive x@W0", batch)]
@@ -163,8 +178,11 @@ def _eqspike_matmuls(config: ml_collections.ConfigDict) -> List[Matmul]:
     return out + _rule_matmuls(arch, batch, dyn.t_nudge, traces, nudging.symmetric,
                                model.rule.debias)
   out.append(drive("nudged input drive", dyn.t_nudge))
-  return out + _rule_matmuls(arch, batch * dyn.t_nudge, 1, traces, nudging.symmetric,
-                             model.rule.debias)
+  # State pairing multiplies each trace's input trains with its own states: no shared product.
+  # Its time window shortens the rows the rule sums over.
+  steps = model.rule.window or dyn.t_nudge if model.rule.correlational else dyn.t_nudge
+  shared = nudging.symmetric and not model.rule.correlational
+  return out + _rule_matmuls(arch, batch * steps, 1, traces, shared, model.rule.debias)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -206,7 +224,7 @@ def ep_step_flops(config: ml_collections.ConfigDict) -> Dict[str, int]:
       config.t_nudge)
   counts["time_steps"] = time_steps
   # Activations (rate EP) or neuron integrations (EqSpike): one per free neuron per step.
-  arch = layers.dense_stack(config.layer_sizes)
+  arch = layers.from_config(config)
   counts["activation_evals"] = time_steps * sum(layer.n_out for layer in arch)
   return counts
 
@@ -225,6 +243,16 @@ def _num_elements(aval) -> int:
   for d in getattr(aval, "shape", ()):
     n *= int(d)
   return n
+
+
+def _conv_flops(eqn) -> int:
+  """A convolution: one dot of the kernel's taps x input features per output element."""
+  rhs_spec = eqn.params["dimension_numbers"].rhs_spec  # (out feature, in feature, spatial...)
+  rhs_shape = eqn.invars[1].aval.shape
+  k = int(rhs_shape[rhs_spec[1]])
+  for d in rhs_spec[2:]:
+    k *= int(rhs_shape[d])
+  return 2 * k * _num_elements(eqn.outvars[0].aval)
 
 
 def _dot_flops(eqn) -> int:
@@ -255,8 +283,9 @@ def jaxpr_cost(jaxpr) -> JaxprCost:
   for eqn in jaxpr.eqns:
     name = eqn.primitive.name
     subs = list(jex_core.jaxprs_in_params(eqn.params))
-    if name == "dot_general":
-      total = JaxprCost(total.dot_flops + _dot_flops(eqn), total.elements)
+    if name in ("dot_general", "conv_general_dilated"):
+      fn = _dot_flops if name == "dot_general" else _conv_flops
+      total = JaxprCost(total.dot_flops + fn(eqn), total.elements)
     elif name == "while":
       raise ValueError("jaxpr_cost cannot count a while_loop: its trip count is not static.")
     elif name == "scan":

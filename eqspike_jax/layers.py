@@ -11,12 +11,13 @@ pytree, so parameters, optimizer states and checkpoints stay plain arrays.
 """
 
 import dataclasses
-from typing import Sequence, Tuple
+from typing import Dict, Sequence, Tuple
 
 import chex
 import jax
 import jax.numpy as jnp
 
+from eqspike_jax import config_lib
 from eqspike_jax.config_lib import INITS
 from eqspike_jax.network import Layer, Params
 
@@ -57,6 +58,11 @@ class Dense:
   def transpose(self, params: Layer, s: chex.Array) -> chex.Array:
     """The feedback to the sending layer, ``[..., n_in]``: the exact transpose of ``forward``."""
     return s @ params.w.T
+
+  def products(self, rows: int) -> Dict[str, Tuple[int, int, int]]:
+    """``(m, k, n)`` of the product ``[m, k] @ [k, n]`` each map computes on ``rows`` rows."""
+    return {"forward": (rows, self.n_in, self.n_out), "transpose": (rows, self.n_out, self.n_in),
+            "outer": (self.n_in, rows, self.n_out)}
 
   def outer(self, pre: chex.Array, post: chex.Array) -> chex.Array:
     """``sum over examples (and steps) of pre^T post``: d/dw of ``post . forward(pre)``.
@@ -148,29 +154,70 @@ class Conv:
     return _uniform_init(key, self.w_shape, self.n_out, taps * self.in_shape[2],
                          taps * self.channels, init, scale)
 
+  def products(self, rows: int) -> Dict[str, Tuple[int, int, int]]:
+    """The maps as the products ``[m, k] @ [k, n]`` of the multiply-accumulates they compute.
+
+    One ``k^2 C_in`` dot per pooled output unit (``forward``: see ``_boxed``), its transpose
+    per pooled output position (``transpose``), and one ``rows x positions`` dot per weight
+    (``outer``), as XLA computes them and ``flops.jaxpr_cost`` counts them; the box filter
+    and its transpose are elementwise work.
+    """
+    h, w, _ = self.out_shape
+    taps, positions = self.kernel * self.kernel * self.in_shape[2], h * w
+    return {"forward": (rows * positions, taps, self.channels),
+            "transpose": (rows * positions, self.channels, taps),
+            "outer": (taps, rows * positions, self.channels)}
+
+  def _boxed(self, s: chex.Array) -> chex.Array:
+    """``[N, H, W, C]``: the input averaged over every ``pool x pool`` window (stride 1).
+
+    Average pooling after a convolution equals this box filter before the same convolution
+    taken at stride ``pool``: the pooled output is computed directly, with ``pool^2`` times
+    fewer multiply-accumulates in the map, its transpose and the rule's products.
+    """
+    v = s.reshape((-1,) + self.in_shape)
+    if self.pool == 1:
+      return v
+    p, (_, h, w, _) = self.pool, v.shape
+    return sum(v[:, a:h - p + 1 + a, b:w - p + 1 + b] for a in range(p) for b in range(p)) / (
+        p * p)
+
   def forward(self, params: Layer, s: chex.Array) -> chex.Array:
     """The drive of the receiving layer, ``[..., n_out]``."""
-    lead = s.shape[:-1]
-    v = s.reshape((-1,) + self.in_shape)
-    v = jax.lax.conv_general_dilated(v, params.w.astype(v.dtype), (1, 1), "VALID",
+    v = jax.lax.conv_general_dilated(self._boxed(s), params.w.astype(s.dtype),
+                                     (self.pool, self.pool), "VALID",
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    if self.pool > 1:
-      n, h, w, c = v.shape
-      v = v.reshape(n, h // self.pool, self.pool, w // self.pool, self.pool, c).mean((2, 4))
-    return v.reshape(lead + (self.n_out,))
+    return v.reshape(s.shape[:-1] + (self.n_out,))
+
+  def _patch_forward(self, params: Layer, s: chex.Array) -> chex.Array:
+    """``forward`` as one product of the strided patches with the flattened kernel.
+
+    The same linear map, as one dot. Its transpose (a product and the patches' scatter) is
+    the fastest feedback on a CPU, where XLA's transposed strided convolution multiplies the
+    zeros it dilates; and its weight gradient is the rule's product, which as a convolution
+    runs 20 times slower inside a loop (the trainer's scan over steps) than outside one.
+    """
+    v, (ho, wo, _), p = self._boxed(s), self.out_shape, self.pool
+    patches = jnp.concatenate(
+        [v[:, i:i + p * (ho - 1) + 1:p, j:j + p * (wo - 1) + 1:p]
+         for i in range(self.kernel) for j in range(self.kernel)], axis=-1)
+    out = patches @ params.w.astype(s.dtype).reshape(-1, self.channels)
+    return out.reshape(s.shape[:-1] + (self.n_out,))
 
   def transpose(self, params: Layer, s: chex.Array) -> chex.Array:
     """The feedback to the sending layer, ``[..., n_in]``: the exact transpose of ``forward``."""
-    zeros = jnp.zeros(s.shape[:-1] + (self.n_in,), s.dtype)
-    return jax.vjp(lambda v: self.forward(params, v), zeros)[1](s)[0]
+    spec = jax.ShapeDtypeStruct(s.shape[:-1] + (self.n_in,), s.dtype)
+    return jax.linear_transpose(lambda v: self._patch_forward(params, v), spec)(s)[0]
 
   def outer(self, pre: chex.Array, post: chex.Array) -> chex.Array:
-    """``d/dw`` of ``sum post . forward(pre)`` over examples (and steps), ``w_shape``."""
+    """``d/dw`` of ``sum post . forward(pre)`` over examples (and steps), ``w_shape``.
+
+    One product ``patches(pre)^T post`` over every row and output position.
+    """
     chex.assert_equal_shape_prefix([pre, post], prefix_len=pre.ndim - 1)
     pre, post = pre.reshape(-1, self.n_in), post.reshape(-1, self.n_out)
-    w0 = jnp.zeros(self.w_shape, pre.dtype)
-    fn = lambda w: self.forward(Layer(w=w, b=jnp.zeros((self.n_out,), pre.dtype)), pre)
-    return jax.vjp(fn, w0)[1](post)[0]
+    fn = lambda w: self._patch_forward(Layer(w=w, b=None), pre)
+    return jax.linear_transpose(fn, jax.ShapeDtypeStruct(self.w_shape, pre.dtype))(post)[0]
 
 
 Architecture = Tuple[Dense, ...]  # Or any layer with Dense's interface (Conv).
@@ -180,6 +227,16 @@ def dense_stack(layer_sizes: Sequence[int]) -> Architecture:
   """``(n_input, n_hidden_1, ..., n_output)`` as a stack of dense layers."""
   sizes = tuple(layer_sizes)
   return tuple(Dense(n_in, n_out) for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+
+
+def from_config(config) -> Architecture:
+  """The network of a config: its convolutions (``conv_layers``), then its dense layers."""
+  if not config.conv_layers:
+    return dense_stack(config.layer_sizes)
+  shapes = config_lib.conv_shapes(config.input_shape, config.conv_layers)
+  convs = tuple(Conv(shape, channels, kernel, pool)
+                for shape, (channels, kernel, pool) in zip(shapes, config.conv_layers))
+  return convs + dense_stack((convs[-1].n_out,) + tuple(config.layer_sizes[1:]))
 
 
 def sizes_of(arch: Architecture) -> Tuple[int, ...]:

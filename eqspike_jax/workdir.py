@@ -104,6 +104,8 @@ def _config_from_json(data: dict) -> ml_collections.ConfigDict:
   # JSON turns tuples into lists; keep the types the config files use.
   config.layer_sizes = tuple(config.layer_sizes)
   config.learning_rates = tuple(config.learning_rates)
+  config.conv_layers = tuple(tuple(layer) for layer in config.conv_layers)
+  config.input_shape = tuple(config.input_shape)
   return config
 
 

@@ -73,6 +73,17 @@ INVALID = [
     ("final fraction above 1", _set(lr_final_fraction=1.5), "lr_final_fraction"),
     ("subset below one batch", _set(train_subset=20, batch_size=50), "train_subset"),
     ("negative num_devices", _set(num_devices=-1), "num_devices"),
+    ("a conv layer of two numbers", _set(conv_layers=((8, 5),), learning_rates=(1e-3,) * 3),
+     "conv_layers"),
+    ("a conv layer of zero channels", _set(conv_layers=((0, 5, 2),),
+                                           learning_rates=(1e-3,) * 3), "conv_layers"),
+    ("pooling that does not divide", _set(conv_layers=((8, 4, 2),), learning_rates=(1e-3,) * 3),
+     "conv_layers"),
+    ("a kernel larger than the image", _set(conv_layers=((8, 29, 1),),
+                                            learning_rates=(1e-3,) * 3), "conv_layers"),
+    ("an image shape of another size", _set(conv_layers=((8, 5, 2),), input_shape=(32, 32, 1),
+                                            learning_rates=(1e-3,) * 3), "input_shape"),
+    ("a rate per dense layer only", _set(conv_layers=((8, 5, 2),)), "learning_rates"),
 ]
 
 
@@ -82,6 +93,17 @@ def test_invalid_config_raises_naming_the_field(load_config, case, mutate, field
   config = load_config("mnist_rate_ep", "quick")
   mutate(config)
   _assert_refused(config, field)
+
+
+def test_conv_messages_say_what_is_wanted(load_config):
+  config = load_config("mnist_rate_ep", "quick")
+  config.conv_layers, config.learning_rates = ((8, 4, 2),), (1e-3,) * 3
+  message = _assert_refused(config, "conv_layers")
+  assert "(25, 25)" in message and "2x2 pooling" in message
+  config.conv_layers = ((8, 5, 2),)
+  config_lib.validate(config)  # 784-(8@12x12)-512-10: three weight layers.
+  config.learning_rates = (1e-3,) * 2
+  assert "make 3 weight layers" in _assert_refused(config, "learning_rates")
 
 
 def test_non_finite_and_non_numeric_messages_say_what_is_wanted(load_config):
@@ -213,7 +235,7 @@ def test_shipped_configs_are_valid(load_config, name, variant):
   config_lib.validate(config)
   assert config.name == name
   assert config.model in registry.MODELS
-  assert len(config.learning_rates) == len(config.layer_sizes) - 1
+  assert len(config.learning_rates) == config_lib.num_weight_layers(config)
 
 
 @pytest.mark.parametrize("name,model", [("mnist_rate_ep", "rate_ep"), ("mnist_eqspike", "eqspike")])
@@ -224,7 +246,9 @@ def test_reference_configs_models(load_config, name, model):
 @pytest.mark.parametrize("name", SHIPPED)
 def test_quick_variant_is_small(load_config, name):
   quick = load_config(name, "quick")
-  assert (quick.train_subset, quick.eval_subset, quick.num_epochs) == (2000, 1000, 2)
+  # At most the dense configs' subsets; the convolutional ones take smaller ones (slower steps).
+  assert 0 < quick.train_subset <= 2000 and 0 < quick.eval_subset <= 1000
+  assert quick.num_epochs <= 2
   with pytest.raises(ValueError, match="'bogus'"):
     load_config(name, "bogus")
 

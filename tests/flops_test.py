@@ -7,6 +7,7 @@ import jax.numpy as jnp
 
 from eqspike_jax import config_lib
 from eqspike_jax import flops
+from eqspike_jax import layers
 from eqspike_jax import train
 
 
@@ -161,3 +162,29 @@ class JaxprCostTest(absltest.TestCase):
 
 if __name__ == "__main__":
   absltest.main()
+
+
+class ConvFlopsMatchesTracedCodeTest(parameterized.TestCase):
+  """Convolutions: the analytic count (layers.Conv.products) equals the traced products."""
+
+  @parameterized.parameters(
+      ("eqspike", 1, "next_step", 0), ("eqspike", 2, "next_step", 0),
+      ("eqspike", 1, "state", 0), ("eqspike", 2, "state", 2), ("rate_ep", 1, "", 0),
+      ("rate_ep", 2, "", 0))
+  def test_matches_jaxpr(self, model, pool, pairing, window):
+    c = config_lib.base_config(model)
+    c.input_shape, c.layer_sizes = (6, 6, 1), (36, 3)
+    c.conv_layers = ((2, 3, pool), (3, 2, 1))  # Two convolutions: forward and feedback.
+    c.nudging, c.t_free, c.t_nudge, c.batch_size = "symmetric", 4, 3, 5
+    c.learning_rates = (1e-3,) * 3
+    if model == "eqspike":
+      c.eqspike.pairing, c.eqspike.window = pairing, window
+    config_lib.validate(c)
+    self.assertEqual(traced_update_cost(c).dot_flops,
+                     flops.ep_step_flops(c)["total"] * c.batch_size)
+
+  def test_pooled_convolution_by_hand(self):
+    """A 3x3 kernel on 6x6x1 gives 4x4, pooled 2x2: 4 positions x 9 taps x 2 channels."""
+    layer = layers.Conv((6, 6, 1), channels=2, kernel=3, pool=2)
+    self.assertEqual(layer.products(5), {"forward": (20, 9, 2), "transpose": (20, 2, 9),
+                                         "outer": (9, 20, 2)})

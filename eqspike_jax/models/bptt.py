@@ -83,7 +83,7 @@ def validate(config: ml_collections.ConfigDict, fail: Callable) -> None:
 
 def make_algorithm(config: ml_collections.ConfigDict,
                    optimizer: optax.GradientTransformation) -> ep_core.Algorithm:
-  arch = layers.dense_stack(config.layer_sizes)
+  arch = layers.from_config(config)
   dyn = dynamics_from_config(config)
   readout = eqspike.Readout(config.bptt.readout, config.bptt.readout_steps)
   return ep_core.Algorithm(

@@ -261,7 +261,7 @@ def dynamics_from_config(config: ml_collections.ConfigDict) -> SpikingDynamics:
 
 def model_from_config(config: ml_collections.ConfigDict) -> Model:
   s = config.eqspike
-  return Model(arch=layers.dense_stack(config.layer_sizes), dyn=dynamics_from_config(config),
+  return Model(arch=layers.from_config(config), dyn=dynamics_from_config(config),
                rule=spike_rule.Rule(pairing=s.pairing, debias=s.debias, gamma=s.gamma,
                                     window=s.window),
                nudging=ep_core.Nudging(config.nudging, config.beta),

@@ -207,7 +207,7 @@ def validate(config: ml_collections.ConfigDict, fail: Callable) -> None:
 
 def make_algorithm(config: ml_collections.ConfigDict,
                    optimizer: optax.GradientTransformation) -> ep_core.Algorithm:
-  arch = layers.dense_stack(config.layer_sizes)
+  arch = layers.from_config(config)
   dyn = dynamics_from_config(config)
   nudging = ep_core.Nudging(config.nudging, config.beta)
   update = ep_core.make_update(
