@@ -135,14 +135,22 @@ class Conv:
     return (self.kernel, self.kernel, self.in_shape[2], self.channels)
 
   @property
-  def fan_out(self) -> int:
-    """Synaptic operations of one spike of the sending layer: its kernel fan-out."""
-    return self.kernel * self.kernel * self.channels
+  def fan_out(self) -> float:
+    """Synapses one spike of the sending layer drives: its kernel fan-out, after pooling.
+
+    Pooling makes the map one convolution with a ``(k + p - 1)``-wide effective kernel at
+    stride ``p``: a unit reaches ``((k + p - 1) / p)^2`` pooled positions of every output
+    channel (away from the borders, which reach fewer; the average when p does not divide
+    ``k + p - 1``), each through one effective weight. A chip pays this per spike.
+    """
+    side = (self.kernel + self.pool - 1) / self.pool
+    return side * side * self.channels
 
   @property
   def fan_in(self) -> int:
-    """Synaptic operations of one feedback spike: the taps of the pool x pool outputs it sums."""
-    return self.kernel * self.kernel * self.in_shape[2] * self.pool * self.pool
+    """Synapses one feedback spike of the receiving layer drives: its effective kernel."""
+    side = self.kernel + self.pool - 1
+    return side * side * self.in_shape[2]
 
   @property
   def num_synapses(self) -> int:

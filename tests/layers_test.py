@@ -189,13 +189,30 @@ def _conv_params(seed=0):
 def test_conv_shapes_and_fans_by_hand():
   assert CONV.out_shape == (3, 3, 3) and CONV.n_in == 128 and CONV.n_out == 27
   assert CONV.w_shape == (3, 3, 2, 3) and CONV.num_synapses == 54
-  assert CONV.fan_out == 27  # A spike reaches 3 x 3 taps of 3 output channels.
-  assert CONV.fan_in == 3 * 3 * 2 * 4  # A feedback spike sums 2 x 2 pooled outputs' taps.
+  # The 3x3 kernel pooled 2x2 is a 4x4 kernel at stride 2: an interior unit reaches 2 x 2
+  # pooled positions of 3 channels, and a pooled unit gets 4 x 4 inputs of 2 channels.
+  assert CONV.fan_out == 12 and CONV.fan_in == 32
   p = _conv_params()
   assert p.w.shape == CONV.w_shape and p.b.shape == (27,)
   assert float(jnp.max(jnp.abs(p.w))) <= 1 / np.sqrt(18)
   with pytest.raises(ValueError, match="pooling must divide"):
     layers.Conv(in_shape=(8, 8, 1), channels=2, kernel=4, pool=2)
+
+
+@pytest.mark.parametrize("conv", [CONV, layers.Conv((9, 9, 1), 2, kernel=4, pool=2),
+                                  layers.Conv((5, 5, 2), 3, kernel=2, pool=1)])
+def test_conv_fans_count_the_synapses_of_the_map(conv):
+  """The fans are the nonzero entries of the map's Jacobian: a column of an interior unit
+  (averaged over the interior when the pooling does not divide the effective kernel), a row."""
+  p = conv.init(jax.random.PRNGKey(3), "uniform", 1.0)
+  jac = np.asarray(jax.jacobian(lambda v: conv.forward(p, v))(jnp.zeros(conv.n_in))) != 0
+  h, w, c = conv.in_shape
+  # One period (pool x pool) of units a full effective kernel away from the top-left border.
+  side = conv.kernel + conv.pool - 1
+  period = range(side - 1, side - 1 + conv.pool)
+  inner = [(i * w + j) * c + k for i in period for j in period for k in range(c)]
+  assert np.mean(jac[:, inner].sum(0)) == pytest.approx(conv.fan_out)
+  assert set(jac.sum(1)) == {conv.fan_in}
 
 
 def test_conv_forward_by_hand():
