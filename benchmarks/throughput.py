@@ -37,6 +37,7 @@ from benchmarks.common import rate_stats, time_calls
 from eqspike_jax import config_lib
 from eqspike_jax import distributed
 from eqspike_jax import flops as flops_lib
+from eqspike_jax import layers
 from eqspike_jax import metrics as metrics_lib
 from eqspike_jax import train
 from eqspike_jax import workdir
@@ -194,18 +195,53 @@ def bench_matmul(m: int, k: int, n: int, repeats: int, min_time: float,
           "gflops": stats}
 
 
+def bench_conv(mm: flops_lib.Matmul, repeats: int, min_time: float) -> Dict[str, Any]:
+  """Steady-state float32 GFLOP/s of a convolution's map ``mm.op`` on ``mm.rows`` examples.
+
+  The map is run as the step runs it (``layers.Conv``), on random 0/1 spikes (forward, outer)
+  and states (transpose, outer), in a loop like ``_matmul_loop``'s.
+  """
+  layer, op = mm.layer, mm.op
+  params = layer.init(jax.random.PRNGKey(0), "uniform", 1.0)
+  k_a, k_b = jax.random.split(jax.random.PRNGKey(1))
+  n_a = layer.n_out if op == "transpose" else layer.n_in
+  a = (jax.random.uniform(k_a, (mm.rows, n_a)) < 0.2).astype(jnp.float32)
+  b = jax.random.uniform(k_b, (mm.rows, layer.n_out), jnp.float32)
+  fns = {"forward": lambda a, b: layer.forward(params, a),
+         "transpose": lambda a, b: layer.transpose(params, a),
+         "outer": layer.outer}
+
+  @jax.jit
+  def loop(a, b, iters):
+    def body(_, carry):
+      a, c = carry
+      c = fns[op](a, b)
+      return a.at[0, 0].add(1e-30 * c.ravel()[0]), c
+    shape = jax.eval_shape(fns[op], a, b)
+    return jax.lax.fori_loop(0, iters, body, (a, jnp.zeros(shape.shape, a.dtype)))
+
+  jax.block_until_ready(loop(a, b, 1))
+  one = min(time_calls(lambda: loop(a, b, 1), 3))
+  iters = int(min(max(1, math.ceil(min_time / one)), 10**6))
+  times = time_calls(lambda: loop(a, b, iters), repeats)
+  stats = rate_stats(2.0 * mm.m * mm.k * mm.n * iters / 1e9, times)
+  return {"shape": f"conv {layer.in_shape}->{layer.out_shape} {op} x{mm.rows}", "iters": iters,
+          "gflops": stats}
+
+
 def bench_step_matmuls(matmuls: Sequence[flops_lib.Matmul], repeats: int,
                        min_time: float) -> Dict[str, Any]:
-  """Each distinct product of the step, and the rate of their FLOP-weighted mix.
+  """Each distinct product of the step (a convolution's as itself), and their mix's rate.
 
   The mix rate is the step's product FLOPs over the time they would take if each ran at its
   standalone speed: what the step would reach if it did nothing but its matmuls.
   """
   per_shape, seconds, total = {}, 0.0, 0
   for mm in matmuls:
-    key = (mm.m, mm.k, mm.n, mm.lhs_t, mm.rhs_t)
-    if key not in per_shape:
-      per_shape[key] = bench_matmul(*key[:3], repeats, min_time, mm.lhs_t, mm.rhs_t)
+    key = (mm.m, mm.k, mm.n, mm.lhs_t, mm.rhs_t, mm.layer, mm.op)
+    if key not in per_shape:  # A convolution is timed as itself.
+      per_shape[key] = (bench_conv(mm, repeats, min_time) if mm.layer is not None else
+                        bench_matmul(*key[:3], repeats, min_time, mm.lhs_t, mm.rhs_t))
       per_shape[key]["names"] = []
     per_shape[key]["names"].append(mm.name)
     seconds += mm.flops / (per_shape[key]["gflops"]["median"] * 1e9)
@@ -235,6 +271,8 @@ def summarize(config, steps: int, training: Dict[str, Any], counts: Dict[str, in
       "load_average_1m": os.getloadavg()[0],  # At the end of the run.
       "model": config.model,
       "layer_sizes": list(config.layer_sizes),
+      "conv_layers": [list(layer) for layer in config.conv_layers],
+      "unit_counts": list(layers.sizes_of(layers.from_config(config))),
       "nudging": config.nudging,
       "update_mode": config.update_mode,
       "t_free": config.t_free,
@@ -266,7 +304,7 @@ def format_table(r: Dict[str, Any]) -> str:
   sps, c = r["samples_per_s"], r["flops_per_example"]
   xla, chunk = r["xla_flops_per_example"], r["xla_chunk_flops_per_call_loops_once"]
   lines = [
-      f"{r['config_name']}: {r['layer_sizes']} {r['nudging']} {r['update_mode']}, "
+      f"{r['config_name']}: {r['unit_counts']} {r['nudging']} {r['update_mode']}, "
       f"T {r['t_free']}+{r['t_nudge']}, batch {r['batch_size']}, "
       f"{r['steps_per_call']} steps/call, {r['repeats']} calls; {r['devices']}, "
       f"{r['cpu_count']} CPUs, load at end {r['load_average_1m']:.2f}",

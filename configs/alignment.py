@@ -9,7 +9,11 @@ symmetric, batch 1024; a trained network around its own run's settings), for eac
 seed ``seed``) or ``trained:WORKDIR`` (the last checkpoint of a run; skipped with a line when
 the workdir has none, so the sweep runs on a fresh clone).
 
-Quick variant (seconds; tests): ``--config configs/alignment.py:quick``.
+Quick variant (seconds; tests): ``--config configs/alignment.py:quick``. The convolutional
+network (configs/mnist_conv_eqspike.py), fresh and trained, at batch 256:
+
+  python -m launch.alignment --config configs/alignment.py:conv \
+      --output results/alignment_conv.json
 """
 
 import ml_collections
@@ -39,6 +43,14 @@ def get_config(variant: str = ""):
     c.sweeps.beta = (0.5,)
     c.sweeps.gamma = (0.2,)
     c.sweeps.batch_size = (16, 32)
+  elif variant == "conv":  # The convolutional network, fresh and as trained (batch 256).
+    c.base_config = "configs/mnist_conv_eqspike.py"
+    c.batch_size = 256
+    c.networks = ("config:configs/mnist_conv_eqspike.py", "trained:runs/mnist_conv_eqspike_seed0")
+    c.sweeps.t_nudge = (10, 30, 60)
+    c.sweeps.beta = (0.5,)
+    c.sweeps.gamma = (0.2,)
+    c.sweeps.batch_size = (64, 256)
   elif variant:
-    raise ValueError(f"unknown config variant {variant!r}; known: 'quick'.")
+    raise ValueError(f"unknown config variant {variant!r}; known: 'quick', 'conv'.")
   return c

@@ -26,14 +26,21 @@ def _run(module, args, tmp_path):
     return json.load(f), result.stdout
 
 
+# Two small convolutions, 784-(2@12x12)-(4@4x4)-10, with the conv config's rule.
+SMALL_CONV = ["--config.conv_layers=((2, 5, 2), (4, 5, 2))", "--config.t_free=8",
+              "--config.t_nudge=4"]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("config", ["mnist_eqspike", "mnist_rate_ep"])
-def test_throughput_counts_what_it_traces(config, tmp_path):
+@pytest.mark.parametrize("config,small,sizes", [
+    ("mnist_eqspike", SMALL, [784, 16, 10]), ("mnist_rate_ep", SMALL, [784, 16, 10]),
+    ("mnist_conv_eqspike", SMALL_CONV, [784, 288, 64, 10])])
+def test_throughput_counts_what_it_traces(config, small, sizes, tmp_path):
   r, stdout = _run("benchmarks.throughput",
-                   ["--config", f"configs/{config}.py", *SMALL, "--steps", "2", "--repeats", "1",
+                   ["--config", f"configs/{config}.py", *small, "--steps", "2", "--repeats", "1",
                     "--num_examples", "200", "--square_size", "64", "--matmul_min_time",
                     "0.005", "--xla_unrolled=false"], tmp_path)
-  assert r["layer_sizes"] == [784, 16, 10]
+  assert r["unit_counts"] == sizes
   assert r["traced_flops_per_example"] == r["flops_per_example"]["total"]
   assert r["metrics_finite"] and r["samples_per_s"]["median"] > 0
   # No speed measured elsewhere: every rate in the report was timed in this run.

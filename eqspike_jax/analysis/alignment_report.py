@@ -17,6 +17,7 @@ import numpy as np
 
 from eqspike_jax import config_lib
 from eqspike_jax import data
+from eqspike_jax import layers
 from eqspike_jax import registry
 from eqspike_jax import workdir as workdir_lib
 from eqspike_jax.analysis import alignment
@@ -26,7 +27,8 @@ SWEPT = ("t_nudge", "beta", "gamma", "batch_size")
 
 
 def load_network(spec: str, base: ml_collections.ConfigDict, seed: int):
-  """``random:784-512-10`` or ``trained:WORKDIR``: ``(config, params)``, or None (no checkpoint)."""
+  """``random:784-512-10``, ``config:FILE`` or ``trained:WORKDIR``: ``(config, params)``, or
+  None (no checkpoint)."""
   kind, _, arg = spec.partition(":")
   if kind == "random":
     config = copy.deepcopy(base)
@@ -35,13 +37,17 @@ def load_network(spec: str, base: ml_collections.ConfigDict, seed: int):
     config.learning_rates = (config.learning_rates[0],) * (len(sizes) - 1)
     config.seed = seed
     return config, registry.init_params(config)
+  if kind == "config":  # A fresh init of a config's own network (a convolutional one).
+    config = config_lib.from_file(arg)
+    config.seed = seed
+    return config, registry.init_params(config)
   if kind == "trained":
     if not os.path.isdir(os.path.join(arg, "checkpoints")):
       return None
     config, params, _ = workdir_lib.load_trained(arg)
     return config, params
-  raise ValueError(f"network {spec!r}: write random:SIZES (e.g. random:784-512-10) or "
-                   f"trained:WORKDIR.")
+  raise ValueError(f"network {spec!r}: write random:SIZES (e.g. random:784-512-10), "
+                   f"config:CONFIG_FILE or trained:WORKDIR.")
 
 
 def points(c: ml_collections.ConfigDict, base: ml_collections.ConfigDict) -> Iterator[Dict]:
@@ -82,7 +88,8 @@ def measure_network(c, spec: str, config, params, x, y, log: Callable) -> List[D
     if ref_key not in refs:
       refs[ref_key] = alignment.jitted_references(model, params, xb, yb, c.settle_steps)
     row = alignment.compare(model, params, xb, yb, key, refs[ref_key])
-    row.update(point, network=spec, sizes=list(config.layer_sizes), seconds=time.time() - start)
+    row.update(point, network=spec, sizes=list(layers.sizes_of(layers.from_config(config))),
+               seconds=time.time() - start)
     log(f"{spec} {point['pairing']:9s} {point['swept']:10s} T_nudge {point['t_nudge']:3d} beta "
         f"{point['beta']:.2f} gamma {point['gamma']:.1f} batch {point['batch_size']:5d}: spike vs "
         f"twin {_fmt(row['spike_vs_twin'])}, twin vs true {_fmt(row['twin_vs_true'])}")
