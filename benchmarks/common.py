@@ -1,6 +1,8 @@
 """Helpers shared by the benchmarks: timing, rates, a stand-in for the data set, and the
 trainer's jitted chunk built exactly as ``train.train_and_evaluate`` builds it."""
 
+import json
+import os
 import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
 
@@ -13,6 +15,16 @@ import optax
 from eqspike_jax import distributed
 from eqspike_jax import ep_core
 from eqspike_jax import train
+
+
+def write_json(path: Optional[str], report: Dict[str, Any]) -> None:
+  """Writes a benchmark's report to ``path`` (``--out``), when one is given."""
+  if not path:
+    return
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, "w") as f:
+    json.dump(report, f, indent=2)
+  print(f"wrote {path}")
 
 
 def time_calls(fn: Callable[[], Any], repeats: int) -> List[float]:

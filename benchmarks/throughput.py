@@ -18,7 +18,6 @@ machine may be shared: the load average is recorded too). A speed is only compar
 the same run timed: no constant measured elsewhere enters the report.
 """
 
-import json
 import math
 import os
 import sys
@@ -354,11 +353,7 @@ def main(argv):
   result = summarize(config, steps, training, counts, square, step_mm)
   result["load_average_1m_start"] = load_start
   print(format_table(result))
-  if _OUT.value:
-    os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
-    with open(_OUT.value, "w") as f:
-      json.dump(result, f, indent=2)
-    print(f"wrote {_OUT.value}")
+  common.write_json(_OUT.value, result)
 
 
 if __name__ == "__main__":

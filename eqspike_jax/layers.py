@@ -100,8 +100,8 @@ class Conv:
   The layers of a network keep flat states ``[..., n]`` so that the dynamics, the rules and the
   counts never see a shape; this map reshapes to ``[H, W, C]`` inside. Both the convolution and
   the average pooling are linear, so the feedback is the exact transpose of their composition
-  (the VJP of ``forward``, which is what ``jax.linear_transpose`` computes), and the weights stay
-  symmetric by construction. Each output unit has its own bias (a neuron's own register), so
+  (``jax.linear_transpose`` of the same map in its patch form, ``_patch_forward``), and the
+  weights stay symmetric by construction. Each output unit has its own bias (a neuron's own register), so
   ``b`` has ``n_out`` entries like a dense layer's.
   """
   in_shape: Tuple[int, int, int]  # (H, W, C_in) of the sending layer.

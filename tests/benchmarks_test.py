@@ -57,3 +57,15 @@ def test_devices_times_one_against_two(tmp_path):
   assert len(r["devices"]) == 2
   assert r["ratio_median"] == pytest.approx(r["samples_per_s"]["2"]["median"]
                                             / r["samples_per_s"]["1"]["median"])
+
+
+@pytest.mark.slow
+def test_conv_forms_are_timed_and_count_the_pooled_products(tmp_path):
+  r, _ = _run("benchmarks.conv_forms", ["--batch", "2", "--rule_rows", "4", "--repeats", "1"],
+              tmp_path)
+  assert [c["in_shape"] for c in r["convs"]] == [[28, 28, 1], [12, 12, 32]]
+  for conv in r["convs"]:
+    assert set(conv["forms"]) == {"conv_then_pool", "box_then_strided_conv",
+                                  "strided_patches_dot"}
+    for row in conv["forms"].values():
+      assert all(v > 0 for v in row.values()), row
