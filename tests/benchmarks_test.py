@@ -52,25 +52,36 @@ def test_devices_times_one_against_two(tmp_path):
                                             / r["samples_per_s"]["1"]["median"])
 
 
+# Each benchmark module defines its own absl flags, so they are imported in separate processes.
+_CONV_BENCH = """
+import json, sys
+from eqspike_jax import flops, layers
+conv = layers.Conv((8, 8, 1), 2, 3, 2)
+arch = (conv, layers.Dense(conv.n_out, 3))
+if sys.argv[1] == "throughput":
+  from benchmarks import throughput
+  mms = [flops.input_drive(arch, "x", 2)] + flops.outer_matmuls(arch, "rule", 4, 1, 1)
+  print(json.dumps(throughput.bench_step_matmuls(mms, repeats=1, min_time=0.001)))
+else:
+  from benchmarks import conv_forms
+  print(json.dumps(conv_forms.bench_conv(conv, 2, 4, 1)))
+"""
+
+
+def _conv_bench(which):
+  result = subprocess.run([sys.executable, "-c", _CONV_BENCH, which], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  assert result.returncode == 0, result.stderr[-4000:]
+  return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 def test_convolutions_are_timed_as_convolutions():
-  """A step's conv products are benchmarked as the layer's own maps (in process, small shapes:
-  the subprocess path is the same as the dense configs')."""
-  from benchmarks import throughput  # pylint: disable=g-import-not-at-top
-  from eqspike_jax import flops  # pylint: disable=g-import-not-at-top
-  from eqspike_jax import layers  # pylint: disable=g-import-not-at-top
-  conv = layers.Conv((8, 8, 1), 2, kernel=3, pool=2)
-  arch = (conv, layers.Dense(conv.n_out, 3))
-  mms = ([flops.input_drive(arch, "x", 2)]
-         + flops.outer_matmuls(arch, "rule", 4, 1, 1))
-  r = throughput.bench_step_matmuls(mms, repeats=1, min_time=0.001)
+  """A step's conv products are benchmarked as the layer's own maps, and every form of
+  benchmarks.conv_forms runs (small shapes; the launch path is the dense configs')."""
+  r = _conv_bench("throughput")
   assert [s["shape"].startswith("conv") for s in r["shapes"]] == [True, True, False]
   assert r["mix_gflops"] > 0
-  # benchmarks.conv_forms defines flags of the same names: its forms on a small conv, apart.
-  code = ("import json; from benchmarks import conv_forms; from eqspike_jax import layers; "
-          "print(json.dumps(conv_forms.bench_conv(layers.Conv((8, 8, 1), 2, 3, 2), 2, 4, 1)))")
-  result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=600, env={**os.environ, "JAX_PLATFORMS": "cpu"})
-  assert result.returncode == 0, result.stderr[-4000:]
-  row = json.loads(result.stdout.strip().splitlines()[-1])["forms"]
+  row = _conv_bench("conv_forms")["forms"]
   assert set(row) == {"conv_then_pool", "box_then_strided_conv", "strided_patches_dot"}
   assert all(v > 0 for form in row.values() for v in form.values()), row
