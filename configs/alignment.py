@@ -48,7 +48,7 @@ def get_config(variant: str = ""):
     c.batch_size = 256
     c.networks = ("config:configs/mnist_conv_eqspike.py", "trained:runs/mnist_conv_eqspike_seed0")
     c.sweeps.t_nudge = (10, 30, 60)
-    c.sweeps.beta = (0.5,)
+    c.sweeps.beta = (0.05, 0.1, 0.2, 0.5)  # Rate EP is orthogonal to the gradient at 0.5 here.
     c.sweeps.gamma = (0.2,)
     c.sweeps.batch_size = (64, 256)
   elif variant:

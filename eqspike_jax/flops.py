@@ -179,8 +179,8 @@ def _eqspike_matmuls(config: ml_collections.ConfigDict) -> List[Matmul]:
                                model.rule.debias)
   out.append(drive("nudged input drive", dyn.t_nudge))
   # State pairing multiplies each trace's input trains with its own states: no shared product.
-  # Its time window shortens the rows the rule sums over.
-  steps = model.rule.window or dyn.t_nudge if model.rule.correlational else dyn.t_nudge
+  # Its time window (only that pairing has one) shortens the rows the rule sums over.
+  steps = model.rule.window or dyn.t_nudge
   shared = nudging.symmetric and not model.rule.correlational
   return out + _rule_matmuls(arch, batch * steps, 1, traces, shared, model.rule.debias)
 
