@@ -72,6 +72,33 @@ def _fan_out(arch: Architecture, l: int) -> int:
   return (arch[l].fan_out if l < len(arch) else 0) + (arch[l - 1].fan_in if l >= 2 else 0)
 
 
+def graded_input_events(values: chex.Array, before: Optional[chex.Array] = None) -> chex.Array:
+  """The graded events ``[B, T, n]`` of inputs given as values (``input_mode="current"``).
+
+  Delta coding, as Loihi 2's graded spikes and sigma-delta networks send an input: an input
+  sends one event, carrying its value, when the value changes, and a neuron whose input
+  current does not decay keeps it. A still image therefore costs one event per nonzero pixel
+  when the free phase starts (``before`` is None: from rest) and none in the nudged phases,
+  which continue it (``before``: the value at the end of the phase before).
+  """
+  chex.assert_rank(values, 3)
+  first = jnp.zeros_like(values[:, 0]) if before is None else before
+  previous = jnp.concatenate([first[:, None], values[:, :-1]], axis=1)
+  return (values != previous).astype(values.dtype)
+
+
+def written_at_the_end(values: chex.Array) -> chex.Array:
+  """The input synapses a learning phase writes when its inputs are constant values ``[B, T, n]``.
+
+  The rule's input term sums ``x du_post`` (or ``x u_post``) over the phase; with ``x`` constant
+  that is ``x`` times the post neuron's own sum, which the neuron keeps, so each synapse of a
+  nonzero input is written once, at the phase's last step, not at every step.
+  """
+  chex.assert_rank(values, 3)
+  last = (values[:, -1:] != 0).astype(values.dtype)
+  return jnp.concatenate([jnp.zeros_like(values[:, :-1]), last], axis=1)
+
+
 def phase_events(arch: Architecture, s_in: chex.Array, emitted: Tuple[chex.Array, ...],
                  written_by: Optional[Tuple[chex.Array, ...]] = None,
                  written_in: Optional[chex.Array] = None) -> PhaseEvents:

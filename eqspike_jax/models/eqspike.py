@@ -150,20 +150,30 @@ class Model:
     """One-sided nudging contrasted against the free phase's tail."""
     return not self.nudging.symmetric and self.free_contrast
 
+  @property
+  def graded_input(self) -> bool:
+    """Pixels given as current are counted as graded, delta-coded events (``events``)."""
+    return self.dyn.input_mode == "current"
+
   def step_metrics(self, params, y, free: FreePhase, s_in_nudge, nudged: Trace) -> dict:
     """Loss and accuracy of the readout, the residual, and the typed event counts."""
     del params
-    free_events = events_lib.phase_events(self.arch, free.s_in, free.trace.emitted)
+    free_in, nudge_in, written_in = free.s_in, s_in_nudge, self.rule.paired_input
+    if self.graded_input:
+      free_in = events_lib.graded_input_events(free.s_in)
+      nudge_in = events_lib.graded_input_events(s_in_nudge, free.s_in[:, -1])
+      written_in = events_lib.written_at_the_end
+    free_events = events_lib.phase_events(self.arch, free_in, free.trace.emitted)
     if free.head_events is not None:
       free_events = free_events + free.head_events
     if self.tail_contrast:  # The contrast's updates are written during the free-phase tail.
       tail_in, tail = free_tail(free, self.dyn)
       written = events_lib.phase_events(self.arch, tail_in, tail.emitted, self.rule.paired(tail),
-                                        self.rule.paired_input(tail_in))
+                                        written_in(tail_in))
       free_events = free_events.replace(synaptic_updates=written.synaptic_updates)
-    per_phase = [events_lib.phase_events(self.arch, s_in_nudge, ep_core.phase(nudged, i).emitted,
+    per_phase = [events_lib.phase_events(self.arch, nudge_in, ep_core.phase(nudged, i).emitted,
                                          self.rule.paired(ep_core.phase(nudged, i)),
-                                         self.rule.paired_input(s_in_nudge))
+                                         written_in(s_in_nudge))
                  for i in range(self.nudging.num_phases)]
     return {**network.classification_metrics(self.readout(free), y),
             "residual": residual(free.trace),
@@ -300,6 +310,10 @@ def validate(config: ml_collections.ConfigDict, fail: Callable) -> None:
   if s.readout == "spike_count" and s.readout_steps > config.t_free:
     fail("eqspike.readout_steps", s.readout_steps, f"counts spikes over the end of the free "
          f"phase, so it must be <= t_free = {config.t_free}.")
+  if s.stream_free_phase and s.input_mode == "current":
+    fail("eqspike.stream_free_phase", s.stream_free_phase, "a streamed free phase counts its "
+         "first steps' input as spike trains, not as the graded events of current input; set "
+         "eqspike.stream_free_phase=False or eqspike.input_mode='spikes'.")
   nudging = ep_core.Nudging(config.nudging, config.beta)
   if not nudging.symmetric and s.free_contrast and config.t_nudge > config.t_free:
     fail("t_nudge", config.t_nudge, f"the free-phase contrast of one-sided nudging is gathered "

@@ -7,7 +7,7 @@ def defaults() -> ml_collections.ConfigDict:
   s = ml_collections.ConfigDict()
   s.gamma = 0.2                   # dt / tau, in (0, 1].
   s.spike_mode = "deterministic"  # Sigma-delta; or "stochastic" (Bernoulli(u)).
-  s.input_mode = "spikes"         # Pixels as spike trains; or "current".
+  s.input_mode = "spikes"         # Pixels as spike trains; or "current" (graded events).
   s.readout = "state"             # argmax of u_o; or "spike_count" over the last readout_steps.
   s.readout_steps = 20
   s.free_contrast = True          # One-sided nudging: subtract the free-phase tail's statistic.
