@@ -41,6 +41,6 @@ def get_config(variant: str = ""):
     c.base_config = "configs/mnist_eqspike.py:quick"
     c.energy_examples = 100
     c.num_epochs = 1
-    c.points = (("spikes", ("t_free=10", "t_nudge=4")),
-                ("current", ("eqspike.input_mode=current", "t_free=10", "t_nudge=4")))
+    small = ("train_subset=500", "eval_subset=200", "t_free=10", "t_nudge=4")
+    c.points = (("spikes", small), ("current", small + ("eqspike.input_mode=current",)))
   return c

@@ -64,10 +64,14 @@ def test_spiking_conv_run_counts_its_events_with_the_kernel_fan_out(load_config,
 
 
 def test_conv_configs_build_the_networks_they_describe(load_config):
-  """5x5 convolutions 1-32-64 with 2x2 pooling, dense 1024-10, for both models."""
-  for name in ("mnist_conv_eqspike", "mnist_conv_rate_ep"):
+  """5x5 convolutions 1-32-64 with 2x2 pooling, dense 1024-10, for both models and both sets."""
+  for name in ("mnist_conv_eqspike", "mnist_conv_rate_ep", "fashion_mnist_conv_eqspike"):
     config = load_config(name)
     config_lib.validate(config)
     arch = layers.from_config(config)
     assert layers.sizes_of(arch) == (784, 12 * 12 * 32, 4 * 4 * 64, 10), name
     assert [layer.num_synapses for layer in arch] == [25 * 32, 25 * 32 * 64, 1024 * 10]
+  fashion, mnist = load_config("fashion_mnist_conv_eqspike"), load_config("mnist_conv_eqspike")
+  assert fashion.dataset == "fashion_mnist"
+  differences = {k for k in mnist.to_dict() if mnist[k] != fashion[k]}
+  assert differences == {"name", "dataset"}, differences

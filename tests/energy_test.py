@@ -223,6 +223,48 @@ def test_measured_counts_by_hand(cfg, nudging):
       12 * 23.6 + 12 * 52 + phases * 6 * 23.6 + phases * 6 * 52 + updates * 120)
 
 
+@pytest.mark.parametrize("nudging", ["symmetric", "one_sided"])
+def test_current_input_is_counted_as_graded_events_by_hand(nudging):
+  """The network above with the pixels as current (``input_mode="current"``): A = [1, 0.5] sends
+  one graded event per nonzero pixel when it arrives, 2 in the free phase and none in the
+  nudged phases (the input does not change); B = [0, 0] sends none. Free SOPs: A 2*2 + 4 = 8,
+  B 4; per nudged phase 2 (the hidden spikes). The rule writes each input synapse of a nonzero
+  pixel once per learning phase, A 2*2, B 0, besides the paired hidden spikes' rows, 2: per
+  nudged phase A 6, B 2, and the same in the one-sided free contrast's tail (steps 2-3).
+  """
+  run = tiny_run(nudging)
+  run.eqspike.input_mode = "current"
+  images = np.array([[1.0, 0.5], [0.0, 0.0], [1.0, 0.5]], np.float32)
+  counts = energy_report.measure_events(eqspike.model_from_config(run), hand_built_params(),
+                                        images, np.zeros(3, np.int32), batch_size=2)
+  phases = 2 if nudging == "symmetric" else 1
+  mean = lambda a, b: (2 * a + b) / 3
+  assert flat(counts.training) == pytest.approx({
+      "free/spikes/layer0": mean(2, 0), "free/spikes/layer1": 4, "free/spikes/layer2": 0,
+      "free/synaptic_ops": mean(8, 4), "free/neuron_updates": 12,
+      "free/synaptic_updates": mean(6, 2) if nudging == "one_sided" else 0,
+      "nudged/spikes/layer0": 0, "nudged/spikes/layer1": phases * 2, "nudged/spikes/layer2": 0,
+      "nudged/synaptic_ops": phases * 2, "nudged/neuron_updates": phases * 6,
+      "nudged/synaptic_updates": phases * mean(6, 2)})
+
+
+def test_graded_input_events_are_the_changes_of_the_values():
+  values = jnp.array([[[0.0, 0.5, 0.2], [0.0, 0.5, 0.2], [0.3, 0.5, 0.2]]])  # [1, 3 steps, 3].
+  np.testing.assert_array_equal(events.graded_input_events(values)[0],
+                                [[0, 1, 1], [0, 0, 0], [1, 0, 0]])
+  np.testing.assert_array_equal(events.graded_input_events(values, values[:, -1])[0],
+                                [[1, 0, 0], [0, 0, 0], [1, 0, 0]])
+  np.testing.assert_array_equal(events.written_at_the_end(values)[0],
+                                [[0, 0, 0], [0, 0, 0], [1, 1, 1]])
+
+
+def test_streaming_is_refused_with_current_input():
+  run = tiny_run()
+  run.eqspike.input_mode, run.eqspike.stream_free_phase = "current", True
+  with pytest.raises(ValueError, match="stream_free_phase"):
+    config_lib.validate(run)
+
+
 def write_summary(path, flat_events):
   path.mkdir(exist_ok=True)
   (path / "summary.json").write_text(json.dumps({"events_per_example_last_epoch": flat_events}))
