@@ -34,6 +34,10 @@ def get_config(variant: str = ""):
       ("current_t30_10", ("eqspike.input_mode=current", "t_free=30", "t_nudge=10")),
       ("current_t20_10_g0.3", ("eqspike.input_mode=current", "t_free=20", "t_nudge=10",
                                "eqspike.gamma=0.3")),
+      # Past the knee: phases too short for the network to settle.
+      ("spikes_t15_5_g0.5", ("t_free=15", "t_nudge=5", "eqspike.gamma=0.5")),
+      ("current_t10_5_g0.5", ("eqspike.input_mode=current", "t_free=10", "t_nudge=5",
+                              "eqspike.gamma=0.5")),
   )
   c.target = ml_collections.ConfigDict({"chip": "loihi", "accuracy": 0.976,
                                         "inference_uj": 10.0, "training_uj": 100.0})

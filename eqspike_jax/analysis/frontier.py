@@ -168,6 +168,7 @@ def _finished_summary(workdir: str, config: ml_collections.ConfigDict) -> Option
 
 def figure(report: Dict, chip: str = "loihi"):
   """Test accuracy against energy per inference and per training example, front joined."""
+  from matplotlib import ticker  # pylint: disable=g-import-not-at-top
   from eqspike_jax import plots  # pylint: disable=g-import-not-at-top
   axes = plots.panels(1, 2, figsize=(11.0, 4.2))
   rows, target = report["points"], report["target"]
@@ -182,6 +183,9 @@ def figure(report: Dict, chip: str = "loihi"):
     ax.axhline(100 * target["accuracy"], color="0.6", lw=0.8, ls="--")
     ax.axvline(target[f"{phase}_uj"], color="0.6", lw=0.8, ls="--", label="target")
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     what = "training example" if phase == "training" else "inference"
     ax.set_xlabel(f"energy per {what} ({chip}, uJ)")
     ax.set_ylabel("MNIST test accuracy (%)")
