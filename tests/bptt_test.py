@@ -97,6 +97,18 @@ def test_bptt_config_validates_and_refuses_bad_fields(load_config):
     config_lib.validate(config)
 
 
+def test_current_input_counts_one_graded_event_per_nonzero_pixel():
+  """As EqSpike counts it (events.graded_input_events): the pixels [1, 0, 0.5] and [0, 0, 0]
+  send 2 and 0 events over the whole free phase, not a train at every step."""
+  arch = layers.dense_stack((3, 2, 1))
+  params = layers.init_params(arch, jax.random.PRNGKey(0), "uniform", 1.0)
+  dyn = spiking.SpikingDynamics(gamma=0.5, t_free=6, t_nudge=2, input_mode="current")
+  x = jnp.array([[1.0, 0.0, 0.5], [0.0, 0.0, 0.0]])
+  _, metrics = bptt.loss_and_metrics(arch, dyn, eqspike.Readout(), params, x,
+                                     jax.nn.one_hot(jnp.array([0, 0]), 1), None)
+  assert float(metrics["events"].free.spikes[0]) == pytest.approx(1.0)  # (2 + 0) / 2.
+
+
 @pytest.mark.slow
 def test_quick_bptt_run_learns_mnist(load_config, mnist_data_dir, tmp_path):
   """Chance is 10 % (binomial std ~1 % on 1000 test images); 75 % is far above it."""

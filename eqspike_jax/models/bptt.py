@@ -40,7 +40,9 @@ def loss_and_metrics(arch, dyn, readout, params, x, y, key):
   out = readout(free)
   metrics = {**network.classification_metrics(out, y), "residual": eqspike.residual(free.trace),
              "activity": network.layer_activity([layer.u for layer in free.state])}
-  counts = jax.lax.stop_gradient(events_lib.phase_events(arch, free.s_in, free.trace.emitted))
+  s_in = (events_lib.graded_input_events(free.s_in) if dyn.input_mode == "current"
+          else free.s_in)  # Counted as EqSpike counts its free phase.
+  counts = jax.lax.stop_gradient(events_lib.phase_events(arch, s_in, free.trace.emitted))
   # No nudged phase and no weight writes on a chip: BPTT's updates are computed off the network.
   metrics["events"] = events_lib.StepEvents(free=counts,
                                             nudged=jax.tree.map(jnp.zeros_like, counts))
