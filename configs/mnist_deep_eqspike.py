@@ -12,8 +12,9 @@ Command (full run):
 
   python -m launch.train --config configs/mnist_deep_eqspike.py --workdir runs/mnist_deep_eqspike
 
-Expected: not yet trained in full at T_nudge 60 (about 1.5 times the cost of T_nudge 30). At
-T_nudge 30 the same network reached the figures in results/variants/mnist_deep_eqspike_t_nudge30.json.
+Measured: 97.91 % test after 8 epochs (seed 0; 72 minutes with the machine shared), below the
+98.3 % target of issue 10 and the one-hidden-layer default: results/mnist_deep_eqspike_seed0.json.
+At T_nudge 30 the same network reached results/variants/mnist_deep_eqspike_t_nudge30.json.
 
 Quick variant (seconds; tests and CI): ``--config configs/mnist_deep_eqspike.py:quick``.
 """
