@@ -139,7 +139,7 @@ class Model:
 
   def free(self, params, x, key) -> FreePhase:
     """This model's free phase: traced in full, or streamed up to the steps its metrics read."""
-    if not self.stream:
+    if not self.stream or self.graded_input:  # Graded events are counted from the first step.
       return free_phase(self.arch, params, x, self.dyn, key)
     keep = max(self.dyn.t_nudge if self.tail_contrast else 1,
                self.readout.steps if self.readout.kind == "spike_count" else 1)
