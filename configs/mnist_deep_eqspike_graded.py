@@ -11,7 +11,8 @@ Command (full run):
   python -m launch.train --config configs/mnist_deep_eqspike_graded.py \
       --workdir runs/mnist_deep_eqspike_graded
 
-Expected: not yet trained in full.
+Measured: 98.01 % test after 8 epochs (seed 0; results/mnist_deep_eqspike_graded_seed0.json),
+up from 97.91 % with spike trains but below the 98.3 % target of issue 10.
 
 Quick variant (seconds; tests and CI): ``--config configs/mnist_deep_eqspike_graded.py:quick``.
 """

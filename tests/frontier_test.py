@@ -72,6 +72,7 @@ def test_quick_sweep_trains_prices_and_resumes(mnist_data_dir, tmp_path, monkeyp
     summary = json.loads((tmp_path / name / "summary.json").read_text())
     assert row["test_accuracy_per_epoch"] == summary["test_accuracy_per_epoch"]
     assert row["network"]["t_free"] == 10 and row["command"].startswith("python -m launch.train")
+    assert f"--config.name={summary['config_name']}" in row["command"]
   spikes, current = rows["spikes"]["energy_uj"]["loihi"], rows["current"]["energy_uj"]["loihi"]
   assert current["inference"] < 0.5 * spikes["inference"]
   assert rows["current"]["counts"]["training"]["nudged/spikes/layer0"] == 0.0

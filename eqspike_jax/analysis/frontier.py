@@ -78,10 +78,11 @@ def point_configs(c: ml_collections.ConfigDict) -> List[Tuple[str, Tuple[str, ..
   return points
 
 
-def train_command(c: ml_collections.ConfigDict, workdir: str,
-                  overrides: Sequence[str]) -> str:
-  """The ``launch.train`` command that trains one point on its own."""
-  flags = [f"--config.seed={c.seed}"] + [f"--config.{o}" for o in overrides]
+def train_command(c: ml_collections.ConfigDict, workdir: str, overrides: Sequence[str],
+                  name: str) -> str:
+  """The ``launch.train`` command that trains (or resumes) one point on its own."""
+  flags = [f"--config.name={name}", f"--config.seed={c.seed}"]
+  flags += [f"--config.{o}" for o in overrides]
   if c.num_epochs:
     flags.append(f"--config.num_epochs={c.num_epochs}")
   return " ".join(["python -m launch.train --config", c.base_config, "--workdir", workdir, *flags])
@@ -136,7 +137,7 @@ def sweep(c: ml_collections.ConfigDict, root: str, train_fn: Callable,
   rows = []
   for i, (name, overrides, config) in enumerate(configs):
     workdir = os.path.join(root, name)
-    command = train_command(c, workdir, overrides)
+    command = train_command(c, workdir, overrides, config.name)
     summary = _finished_summary(workdir, config)
     if summary is None:
       log(f"[{i + 1}/{len(c.points)}] {name}: training ({command})")
