@@ -10,7 +10,9 @@ Command (full run):
 
   python -m launch.train --config configs/mnist_conv_eqspike.py --workdir runs/mnist_conv_eqspike
 
-Expected: not yet trained in full.
+Measured: 98.23 % test after 6 epochs (seed 0, one seed; 96.21 % after epoch 1), below the
+99.1 % target of issue 10: results/mnist_conv_eqspike_seed0.json. About 2.3 hours on 2 idle
+cores (45.5 samples/s; 4.6 hours with the machine shared).
 
 Quick variant (a subset; tests and CI): ``--config configs/mnist_conv_eqspike.py:quick``.
 """

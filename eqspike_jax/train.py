@@ -16,7 +16,6 @@ from typing import Any, Callable, Dict, Optional, Tuple
 from absl import logging
 import chex
 import flax
-from flax.metrics import tensorboard
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -161,6 +160,12 @@ def evaluate_split(evaluate, params, batches, key) -> Dict[str, float]:
 # ================================================================================================
 
 
+def _tensorboard_writer(workdir: str):
+  # Imported here: the writer loads TensorFlow (seconds), which a refused command never needs.
+  from flax.metrics import tensorboard  # pylint: disable=g-import-not-at-top
+  return tensorboard.SummaryWriter(os.path.join(workdir, "tensorboard"))
+
+
 class _NullWriter:
   """The TensorBoard writer of the processes that do not write (all but the first)."""
 
@@ -255,8 +260,7 @@ class _Run:
     self.state = state
     self.meter = monitor.EpochMeter.resumed(steps_per_epoch, total_steps,
                                             (meta or {}).get("epoch"))
-    self.writer = (tensorboard.SummaryWriter(os.path.join(workdir, "tensorboard"))
-                   if jax.process_index() == 0 else _NullWriter())
+    self.writer = (_tensorboard_writer(workdir) if jax.process_index() == 0 else _NullWriter())
     if not self.history:
       self.writer.text("config", f"seed {config.seed}, git {info['git_sha']}\n\n```\n{config}"
                                  f"\n```", 0)

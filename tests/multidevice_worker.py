@@ -61,6 +61,13 @@ def params_after_steps(model: str, num_devices: int, steps: int = 3, variant: st
   return [np.asarray(a) for a in jax.tree.leaves(state.params)]
 
 
+def initial_params(model: str, variant: str = "") -> list:
+  """The parameters before any step (what a chunk of zero steps would return, uncompiled)."""
+  c = tiny_config(model, 1, variant)
+  algorithm, optimizer = train.make_algorithm(c)
+  return [np.asarray(a) for a in jax.tree.leaves(train.init_state(c, algorithm, optimizer).params)]
+
+
 def max_diff(a, b) -> float:
   return float(max(np.max(np.abs(x - y)) for x, y in zip(a, b)))
 
@@ -81,8 +88,7 @@ def main(tmp: str):
     one = params_after_steps(model, 1, variant=variant)
     for n in (2, 4):
       out["steps"][f"{name}/{n}"] = max_diff(one, params_after_steps(model, n, variant=variant))
-    out["steps"][f"{name}/moved"] = max_diff(
-        one, params_after_steps(model, 1, steps=0, variant=variant))
+    out["steps"][f"{name}/moved"] = max_diff(one, initial_params(model, variant))
   s1, p1 = quick_run(f"{tmp}/one", 1)
   s2, p2 = quick_run(f"{tmp}/two", 2)
   out["quick"] = {"accuracy_1": s1["test_accuracy_per_epoch"],
