@@ -53,4 +53,5 @@ def test_the_lowest_declared_release_is_the_one_ci_runs():
 def test_the_download_path_dependencies_are_installed():
   """tensorflow-datasets imports importlib_resources to download without declaring it."""
   importlib.metadata.version("importlib_resources")
-  import importlib_resources  # pylint: disable=g-import-not-at-top,unused-import
+  import importlib_resources  # pylint: disable=g-import-not-at-top
+  assert importlib_resources.files("tensorflow_datasets")
