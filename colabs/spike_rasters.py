@@ -80,8 +80,8 @@ FIGURES = ["spike_raster.png", "state_traces.png"]  # What this notebook writes 
 #
 # `WORKDIR` is the workdir of a run of `python -m launch.train --config configs/mnist_eqspike.py
 # --workdir runs/mnist_eqspike` (`make train`). Without one (or with `QUICK`), the notebook
-# trains the quick config (2,000 images, 2 epochs) in a temporary directory: a weaker network,
-# the same dynamics.
+# trains the quick config briefly (500 images, one epoch) in a temporary directory: a weaker
+# network, the same dynamics.
 
 # %%
 def trained_run(workdir):
@@ -99,6 +99,7 @@ if run is None:
   source = "the quick config, trained here"
   print("Training the quick EqSpike config in a temporary directory.")
   quick_config = config_lib.from_file("configs/mnist_eqspike.py", "quick")
+  quick_config.train_subset, quick_config.eval_subset, quick_config.num_epochs = 500, 500, 1
   quick_config.download = IN_COLAB  # Outside Colab the data is prepared: fail fast if it is not.
   with tempfile.TemporaryDirectory(prefix="spike_rasters_") as tmp:
     train.train_and_evaluate(quick_config, tmp, command="colabs/spike_rasters.py (quick)")

@@ -20,8 +20,8 @@
 # Equilibrium Propagation (EqSpike) and of the rate-based EP baseline, both 784-512-10, read
 # from the run summaries committed in `results/` (the default configs and the variants that
 # decided them), next to the 97.6 % the EqSpike paper reports. With `QUICK` checked the
-# notebook also trains both models' quick configs (2,000 training images, 2 epochs) and plots
-# those curves beside the committed ones.
+# notebook also trains both models' quick configs briefly (500 training images, 2 epochs) and
+# plots those curves beside the committed ones.
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/eqspike-jax/eqspike-jax/blob/main/colabs/training_curves.ipynb)
 
@@ -108,8 +108,8 @@ for label, summary in summaries.items():
 # %% [markdown]
 # ## Quick runs (`QUICK`)
 #
-# The quick variant of each config trains on the first 2,000 training images for 2 epochs and
-# tests on the first 1,000 test images: the real code path in a minute, far from converged.
+# The quick variant of each config, on its first 500 training images for 2 epochs, tested on the
+# first 500 test images: the real code path in seconds, far from converged.
 
 # %%
 QUICK_CONFIGS = {"EqSpike, quick config": "mnist_eqspike",
@@ -118,6 +118,7 @@ quick = {}
 if QUICK:
   for label, name in QUICK_CONFIGS.items():
     config = config_lib.from_file(f"configs/{name}.py", "quick")
+    config.train_subset, config.eval_subset = 500, 500
     config.download = IN_COLAB  # Outside Colab the data is prepared: fail fast if it is not.
     with tempfile.TemporaryDirectory(prefix="training_curves_") as workdir:
       quick[label] = train.train_and_evaluate(
@@ -134,7 +135,7 @@ plots.training_curves(summaries, ax=axes[0], paper_accuracy=PAPER_ACCURACY,
                       title="Full runs (results/): 60,000 training images")
 if quick:
   plots.training_curves(quick, ax=axes[1], paper_accuracy=PAPER_ACCURACY,
-                        title="Quick configs, just trained: 2,000 training images")
+                        title="Quick configs, just trained: 500 training images")
 path = plots.save(axes[0].figure, os.path.join(FIGURE_DIR, "training_curves.png"))
 display(Image(filename=path))
 

@@ -3,14 +3,28 @@
 The whole split is loaded once: MNIST is 220 MB as float32, far less than a step's worth of
 host-device copies over an epoch. Batches are index arrays into it; the order of each epoch is a
 pure function of ``(seed, epoch)``, which is what lets an interrupted run resume exactly.
+
+A split read through TFDS is also kept, decoded, in a cache directory (``$EQSPIKE_JAX_DATA_CACHE``,
+default ``~/.cache/eqspike_jax/data``; ``off`` disables it): importing TensorFlow and decoding
+the records take 5-10 s per process, the cached arrays a fraction of a second. An entry is keyed
+by the prepared set's files (path, size, mtime), so re-preparing the set retires it, and carries
+a checksum, so a damaged entry is detected, reported and rebuilt, never used. Arrays that are
+not the prepared set's (fewer examples than its metadata counts, as under
+``tfds.testing.mock_data``) are never written; a test that mocks TFDS sets the cache ``off``, or
+it reads the real set's entries.
 """
 
+import hashlib
 import os
-from typing import NamedTuple, Optional
+import tempfile
+from typing import NamedTuple, Optional, Tuple
 
+from absl import logging
 import numpy as np
 
 DEFAULT_DATA_DIR = os.path.join("~", "tensorflow_datasets")
+CACHE_ENV = "EQSPIKE_JAX_DATA_CACHE"
+DEFAULT_CACHE_DIR = os.path.join("~", ".cache", "eqspike_jax", "data")
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -48,11 +62,32 @@ def load_split(name: str, split: str, data_dir: Optional[str] = None,
   ``size > 0`` reads only the first ``size`` examples (TFDS slicing: the same arrays as reading
   the whole split and cutting it, in a fraction of the time).
   """
+  data_dir = resolve_data_dir(data_dir)
+  fingerprint = _prepared_fingerprint(name, data_dir)
+  raw = _read_cached(name, split, size, fingerprint)
+  if raw is None:
+    raw, complete = _read_tfds(name, split, data_dir, download, size)
+    if complete and fingerprint is not None:
+      _write_cached(name, split, size, fingerprint, raw)
+  images, labels, num_classes = raw
+  images = images.reshape(images.shape[0], -1).astype(np.float32) / 255.0
+  return Split(images=images, labels=labels.astype(np.int32), num_classes=int(num_classes))
+
+
+Raw = Tuple[np.ndarray, np.ndarray, int]  # The images as TFDS decodes them, labels, classes.
+
+
+def _read_tfds(name: str, split: str, data_dir: str, download: bool,
+               size: int) -> Tuple[Raw, bool]:
+  """The split through TFDS, and whether it holds every example asked for.
+
+  ``ValueError`` for a subset larger than the split. Incomplete means not the prepared set's
+  arrays (``tfds.testing.mock_data`` for one), which are never cached.
+  """
   # TensorFlow is the data backend only; keep it off any accelerator JAX wants.
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   tf.config.set_visible_devices([], "GPU")
-  data_dir = resolve_data_dir(data_dir)
   try:
     data = tfds.load(name, split=f"{split}[:{size}]" if size > 0 else split, data_dir=data_dir,
                      batch_size=-1, download=download, as_supervised=True)
@@ -66,9 +101,100 @@ def load_split(name: str, split: str, data_dir: Optional[str] = None,
     # download fails offline; either way the user needs the same advice.
     raise DatasetNotFoundError(_missing_message(name, split, data_dir, e)) from e
   images, labels = tfds.as_numpy(data)
-  images = images.reshape(images.shape[0], -1).astype(np.float32) / 255.0
-  num_classes = tfds.builder(name, data_dir=data_dir).info.features["label"].num_classes
-  return Split(images=images, labels=labels.astype(np.int32), num_classes=int(num_classes))
+  info = tfds.builder(name, data_dir=data_dir).info
+  complete = images.shape[0] == (size or info.splits[split].num_examples)
+  return (images, labels, int(info.features["label"].num_classes)), complete
+
+
+# ================================================================================================
+# The cache of decoded splits.
+# ================================================================================================
+
+
+def cache_dir() -> Optional[str]:
+  """The cache directory, or None when ``$EQSPIKE_JAX_DATA_CACHE`` is ``off``."""
+  path = os.environ.get(CACHE_ENV) or DEFAULT_CACHE_DIR
+  return None if path == "off" else os.path.abspath(os.path.expanduser(path))
+
+
+def _prepared_fingerprint(name: str, data_dir: str) -> Optional[str]:
+  """A digest of every file of the prepared set (path, size, mtime); None when it has none."""
+  root = os.path.join(data_dir, name)
+  if not os.path.isdir(root):
+    return None
+  digest = hashlib.sha256(os.path.abspath(root).encode())
+  found = False
+  for folder, dirs, files in os.walk(root):
+    dirs.sort()
+    for file in sorted(files):
+      stat = os.stat(os.path.join(folder, file))
+      rel = os.path.relpath(os.path.join(folder, file), root)
+      digest.update(f"{rel}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+      found = True
+  return digest.hexdigest() if found else None
+
+
+def _cache_path(name: str, split: str, size: int, fingerprint: str) -> str:
+  return os.path.join(cache_dir(), f"{name}-{split}-{size or 'all'}-{fingerprint[:20]}.npz")
+
+
+def _payload_digest(images: np.ndarray, labels: np.ndarray, num_classes: int) -> str:
+  digest = hashlib.sha256(f"{images.dtype}{images.shape}{labels.dtype}{labels.shape}"
+                          f"{num_classes}".encode())
+  digest.update(np.ascontiguousarray(images).data)
+  digest.update(np.ascontiguousarray(labels).data)
+  return digest.hexdigest()
+
+
+def _read_entry(path: str) -> Optional[Raw]:
+  """The entry at ``path``; None when there is none; a damaged one is reported and ignored."""
+  if not os.path.exists(path):
+    return None
+  try:
+    with np.load(path, allow_pickle=False) as entry:
+      images, labels = entry["images"], entry["labels"]
+      num_classes, checksum = int(entry["num_classes"]), str(entry["checksum"])
+    if _payload_digest(images, labels, num_classes) != checksum:
+      raise ValueError("its checksum does not match its arrays")
+  except Exception as e:  # pylint: disable=broad-except
+    logging.warning("The data cache entry %s is damaged (%s): reading the set through TFDS "
+                    "and rewriting it.", path, e)
+    return None
+  return images, labels, num_classes
+
+
+def _read_cached(name: str, split: str, size: int, fingerprint: Optional[str]) -> Optional[Raw]:
+  """The cached split (or the first ``size`` examples of the cached whole split), or None."""
+  if fingerprint is None or cache_dir() is None:
+    return None
+  raw = _read_entry(_cache_path(name, split, size, fingerprint))
+  if raw is None and size > 0:
+    whole = _read_entry(_cache_path(name, split, 0, fingerprint))
+    if whole is not None and size <= whole[0].shape[0]:  # Larger: TFDS says how it fails.
+      raw = (whole[0][:size], whole[1][:size], whole[2])
+  return raw
+
+
+def _write_cached(name: str, split: str, size: int, fingerprint: str, raw: Raw) -> None:
+  """Keeps ``raw`` for the next process; a cache that cannot be written is only reported."""
+  images, labels, num_classes = raw
+  if cache_dir() is None:
+    return
+  path = _cache_path(name, split, size, fingerprint)
+  tmp = None
+  try:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    # Written beside its name and renamed: a reader (another process) sees all of it or none.
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+      np.savez(f, images=images, labels=labels, num_classes=num_classes,
+               checksum=_payload_digest(images, labels, num_classes))
+    os.replace(tmp, path)
+  except OSError as e:
+    if tmp and os.path.exists(tmp):
+      os.remove(tmp)
+    logging.warning("Could not write the data cache entry %s (%s); set %s=off to stop trying.",
+                    path, e, CACHE_ENV)
 
 
 def epoch_order(seed: int, epoch: int, num_examples: int, batch_size: int) -> np.ndarray:

@@ -16,22 +16,26 @@ _CACHE_DIR = None
 
 
 def pytest_configure(config):
-  """A fresh persistent compilation cache per test run, shared by every process of the run.
+  """Fresh caches per test run, shared by every process of the run: compiled programs and data.
 
   Every trainer run builds new jitted functions whose programs equal the previous run's, and
   compiling them costs more than running them; the cache compiles each program once. It is set
   before collection, so before anything compiles (JAX fixes its cache at the first compile), and
   through the environment, so the xdist workers and the subprocesses of the launcher, notebook,
   benchmark and multi-host tests share it (a program compiled by one is read by the others).
+  The decoded-data cache (``data.CACHE_ENV``) is the run's own too, so every run reads the
+  prepared sets through TFDS once and never trusts entries left by an earlier one.
   """
   del config
   global _CACHE_DIR
   if os.environ.get("JAX_COMPILATION_CACHE_DIR"):  # A worker of this run, or set by the caller.
     return
   _CACHE_DIR = tempfile.mkdtemp(prefix="eqspike_jax_test_cache_")
-  os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE_DIR
+  compiled = os.path.join(_CACHE_DIR, "jax")
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = compiled
   os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.5"
-  jax.config.update("jax_compilation_cache_dir", _CACHE_DIR)
+  os.environ.setdefault(data_lib.CACHE_ENV, os.path.join(_CACHE_DIR, "data"))
+  jax.config.update("jax_compilation_cache_dir", compiled)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 

@@ -1,4 +1,7 @@
-"""Tests of the TFDS loader (under tfds.testing.mock_data), epoch orders and errors."""
+"""Tests of the TFDS loader (under tfds.testing.mock_data), its cache, epoch orders and errors."""
+
+import os
+import shutil
 
 import numpy as np
 import pytest
@@ -7,11 +10,31 @@ import tensorflow_datasets as tfds
 from eqspike_jax import data
 
 
+@pytest.fixture(name="cache")
+def cache_fixture(tmp_path, monkeypatch):
+  """A data cache of this test's own, empty at the start."""
+  path = tmp_path / "data_cache"
+  monkeypatch.setenv(data.CACHE_ENV, str(path))
+  return path
+
+
+def _entries(cache):
+  return sorted(os.listdir(cache)) if os.path.isdir(cache) else []
+
+
+def _refuse_tfds(monkeypatch):
+  """Any read through TFDS fails: what loads now comes from the cache."""
+  def refuse(*args, **kwargs):
+    raise AssertionError(f"read through TFDS: {args} {kwargs}")
+  monkeypatch.setattr(tfds, "load", refuse)
+
+
 @pytest.mark.parametrize("split", ["train", "test"])
-def test_load_split_under_mock_data(mnist_data_dir, split):
+def test_load_split_under_mock_data(mnist_data_dir, split, cache):
   # mock_data reads the real metadata (split sizes) from data_dir and generates random images.
   # Without it (MockPolicy.USE_CODE) the split sizes are unknown and TFDS's batch_size=-1 asks
-  # TensorFlow for a batch of sys.maxsize, which aborts the process.
+  # TensorFlow for a batch of sys.maxsize, which aborts the process. Its arrays are not the
+  # prepared set's: the cache (empty here) must not keep them.
   with tfds.testing.mock_data(num_examples=37, data_dir=mnist_data_dir):
     loaded = data.load_split("mnist", split)
   assert loaded.images.dtype == np.float32 and loaded.labels.dtype == np.int32
@@ -19,6 +42,70 @@ def test_load_split_under_mock_data(mnist_data_dir, split):
   assert 0.0 <= loaded.images.min() and loaded.images.max() <= 1.0
   assert loaded.images.max() > 0.5  # Scaled by 255, not by something larger.
   assert np.all((0 <= loaded.labels) & (loaded.labels < 10))
+  assert not _entries(cache), _entries(cache)
+
+
+def test_cached_split_equals_the_tfds_read_and_serves_its_subsets(mnist_data_dir, cache,
+                                                                    monkeypatch):
+  monkeypatch.setenv(data.CACHE_ENV, "off")
+  direct = data.load_split("mnist", "test", data_dir=mnist_data_dir)
+  monkeypatch.setenv(data.CACHE_ENV, str(cache))
+  first = data.load_split("mnist", "test", data_dir=mnist_data_dir)  # Reads TFDS, writes.
+  assert len(_entries(cache)) == 1, _entries(cache)
+  _refuse_tfds(monkeypatch)
+  again = data.load_split("mnist", "test", data_dir=mnist_data_dir)
+  subset = data.load_split("mnist", "test", data_dir=mnist_data_dir, size=25)
+  for got in (first, again):
+    np.testing.assert_array_equal(got.images, direct.images)
+    np.testing.assert_array_equal(got.labels, direct.labels)
+    assert (got.images.dtype, got.labels.dtype, got.num_classes) == (np.float32, np.int32, 10)
+  np.testing.assert_array_equal(subset.images, direct.images[:25])
+  np.testing.assert_array_equal(subset.labels, direct.labels[:25])
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped_byte", "empty"])
+def test_a_damaged_cache_entry_is_reported_and_rebuilt(mnist_data_dir, cache, damage,
+                                                       monkeypatch):
+  want = data.load_split("mnist", "test", data_dir=mnist_data_dir, size=300)
+  (name,) = _entries(cache)
+  path = cache / name
+  blob = path.read_bytes()
+  if damage == "truncated":
+    blob = blob[:len(blob) // 2]
+  elif damage == "flipped_byte":  # Inside the images: the archive still opens.
+    i = blob.index(b"images.npy") + 2000
+    blob = blob[:i] + bytes([blob[i] ^ 0xFF]) + blob[i + 1:]
+  else:
+    blob = b""
+  path.write_bytes(blob)
+  warnings = []
+  monkeypatch.setattr(data.logging, "warning", lambda msg, *a: warnings.append(msg % a))
+  got = data.load_split("mnist", "test", data_dir=mnist_data_dir, size=300)
+  np.testing.assert_array_equal(got.images, want.images)
+  np.testing.assert_array_equal(got.labels, want.labels)
+  assert len(warnings) == 1 and "damaged" in warnings[0] and str(path) in warnings[0], warnings
+  _refuse_tfds(monkeypatch)  # The rebuilt entry is whole again.
+  np.testing.assert_array_equal(
+      data.load_split("mnist", "test", data_dir=mnist_data_dir, size=300).images, want.images)
+  assert len(warnings) == 1, warnings
+
+
+def test_a_changed_prepared_set_retires_its_entries(mnist_data_dir, cache, tmp_path):
+  copy = tmp_path / "tfds"
+  shutil.copytree(os.path.join(mnist_data_dir, "mnist"), copy / "mnist")
+  data.load_split("mnist", "test", data_dir=str(copy), size=10)
+  info = next(p for p in (copy / "mnist").rglob("dataset_info.json"))
+  stat = info.stat()
+  os.utime(info, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # Re-prepared, say.
+  data.load_split("mnist", "test", data_dir=str(copy), size=10)
+  assert len(_entries(cache)) == 2, _entries(cache)
+
+
+def test_the_cache_can_be_turned_off(mnist_data_dir, cache, monkeypatch):
+  monkeypatch.setenv(data.CACHE_ENV, "off")
+  assert data.cache_dir() is None
+  data.load_split("mnist", "test", data_dir=mnist_data_dir, size=10)
+  assert not _entries(cache)
 
 
 def test_missing_dataset_raises_with_advice(tmp_path):
