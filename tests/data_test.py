@@ -108,8 +108,9 @@ def test_the_cache_can_be_turned_off(mnist_data_dir, cache, monkeypatch):
   assert not _entries(cache)
 
 
-def test_missing_dataset_raises_with_advice(tmp_path):
+def test_missing_dataset_raises_with_advice(tmp_path, monkeypatch):
   empty = str(tmp_path)  # An existing, empty directory.
+  _refuse_tfds(monkeypatch)  # Without a download to try, said before TFDS is asked.
   with pytest.raises(data.DatasetNotFoundError) as info:
     data.load_split("mnist", "train", data_dir=empty, download=False)
   message = str(info.value)
@@ -117,6 +118,13 @@ def test_missing_dataset_raises_with_advice(tmp_path):
   assert empty in message
   assert "TFDS_DATA_DIR" in message
   assert isinstance(info.value, FileNotFoundError)
+
+
+def test_a_versioned_name_finds_its_folder(mnist_data_dir, cache):
+  got = data.load_split("mnist:3.0.1", "test", data_dir=mnist_data_dir, size=3)
+  np.testing.assert_array_equal(got.images, data.load_split("mnist", "test", size=3,
+                                                            data_dir=mnist_data_dir).images)
+  assert len(_entries(cache)) == 2, _entries(cache)  # Each name its own entry.
 
 
 def test_resolve_data_dir(monkeypatch, tmp_path):

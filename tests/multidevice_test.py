@@ -24,8 +24,8 @@ def test_n_devices_equal_one_device(tmp_path, mnist_data_dir):
   for name in ("rate_ep", "rate_ep/symmetric", "rate_ep/online", "rate_ep/random_sign", "eqspike",
                "eqspike/online", "eqspike/random_sign"):
     assert steps[f"{name}/moved"] > 1e-3, steps  # The steps changed the parameters...
-    for n in (2, 4):  # ...and N devices changed them as one device did, to float rounding.
-      assert steps[f"{name}/{n}"] < 1e-5, (name, n, steps)
+    # ...and four devices changed them as one device did, to float rounding.
+    assert steps[f"{name}/4"] < 1e-5, (name, steps)
   quick = result["quick"]
   assert quick["accuracy_1"] == quick["accuracy_2"], quick
   assert quick["params_diff"] < 1e-5, quick
