@@ -27,6 +27,7 @@ from eqspike_jax import config_lib
 from eqspike_jax import data as data_lib
 from eqspike_jax import distributed
 from eqspike_jax import ep_core
+from eqspike_jax import events_writer
 from eqspike_jax import metrics as metrics_lib
 from eqspike_jax import monitor
 from eqspike_jax import optim
@@ -160,10 +161,8 @@ def evaluate_split(evaluate, params, batches, key) -> Dict[str, float]:
 # ================================================================================================
 
 
-def _tensorboard_writer(workdir: str):
-  # Imported here: the writer loads TensorFlow (seconds), which a refused command never needs.
-  from flax.metrics import tensorboard  # pylint: disable=g-import-not-at-top
-  return tensorboard.SummaryWriter(os.path.join(workdir, "tensorboard"))
+def _tensorboard_writer(workdir: str) -> events_writer.SummaryWriter:
+  return events_writer.SummaryWriter(os.path.join(workdir, "tensorboard"))
 
 
 class _NullWriter:

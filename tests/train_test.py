@@ -84,13 +84,28 @@ def interrupt_after_calls(monkeypatch, num_calls):
   monkeypatch.setattr(train, "make_train_chunk", make_train_chunk)
 
 
+def check_tensorboard_events(log_dir, summary):
+  """TensorBoard reads what the run wrote: its test accuracy per epoch and its config."""
+  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
+  events = event_accumulator.EventAccumulator(log_dir, size_guidance={"tensors": 0})
+  events.Reload()
+  accuracy = events.Scalars("eval/accuracy")
+  np.testing.assert_allclose([e.value for e in accuracy], summary["test_accuracy_per_epoch"],
+                             rtol=1e-6)
+  assert [e.step for e in accuracy] == [r["step"] for r in summary["epochs"]]
+  assert "train/samples_per_s" in events.Tags()["scalars"]
+  (config_text,) = events.Tensors("config")
+  text = config_text.tensor_proto.string_val[0].decode()
+  assert text.startswith(f"seed {summary['config']['seed']}, git "), text[:80]
+
+
 def check_uninterrupted_run(workdir, summary, state):
   assert int(state.step) == 24
   assert len(summary["test_accuracy_per_epoch"]) == 2
   with open(os.path.join(workdir, "summary.json")) as f:
     assert json.load(f)["test_accuracy_per_epoch"] == summary["test_accuracy_per_epoch"]
   assert os.path.exists(os.path.join(workdir, "config.json"))
-  assert os.listdir(os.path.join(workdir, "tensorboard"))
+  check_tensorboard_events(os.path.join(workdir, "tensorboard"), summary)
   for record in summary["epochs"]:
     assert np.isfinite(record["train_loss"]) and 0.0 <= record["train_accuracy"] <= 1.0
   # The reported accuracy is the free phase's argmax over exactly the eval subset (the padding
