@@ -33,7 +33,9 @@ class SummaryWriter:
     self._add(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
 
   def _add(self, event: event_pb2.Event) -> None:
+    # Flushed at once: runs write a few values a minute, and TensorBoard should show them live.
     self._writer.write(event.SerializeToString())
+    self._writer.flush()
 
   def _write(self, value: summary_pb2.Summary.Value, step: int) -> None:
     self._add(event_pb2.Event(wall_time=time.time(), step=int(step),

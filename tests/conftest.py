@@ -34,7 +34,7 @@ def pytest_configure(config):
   compiled = os.path.join(_CACHE_DIR, "jax")
   os.environ["JAX_COMPILATION_CACHE_DIR"] = compiled
   os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.5"
-  os.environ.setdefault(data_lib.CACHE_ENV, os.path.join(_CACHE_DIR, "data"))
+  os.environ[data_lib.CACHE_ENV] = os.path.join(_CACHE_DIR, "data")
   jax.config.update("jax_compilation_cache_dir", compiled)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
