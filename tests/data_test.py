@@ -63,7 +63,7 @@ def test_cached_split_equals_the_tfds_read_and_serves_its_subsets(mnist_data_dir
   np.testing.assert_array_equal(subset.labels, direct.labels[:25])
 
 
-@pytest.mark.parametrize("damage", ["truncated", "flipped_byte", "empty"])
+@pytest.mark.parametrize("damage", ["truncated", "flipped_byte", "empty", "rewritten"])
 def test_a_damaged_cache_entry_is_reported_and_rebuilt(mnist_data_dir, cache, damage,
                                                        monkeypatch):
   want = data.load_split("mnist", "test", data_dir=mnist_data_dir, size=300)
@@ -72,12 +72,20 @@ def test_a_damaged_cache_entry_is_reported_and_rebuilt(mnist_data_dir, cache, da
   blob = path.read_bytes()
   if damage == "truncated":
     blob = blob[:len(blob) // 2]
-  elif damage == "flipped_byte":  # Inside the images: the archive still opens.
+  elif damage == "flipped_byte":  # Inside the images: the archive opens, its CRC fails.
     i = blob.index(b"images.npy") + 2000
     blob = blob[:i] + bytes([blob[i] ^ 0xFF]) + blob[i + 1:]
-  else:
+  elif damage == "empty":
     blob = b""
-  path.write_bytes(blob)
+  if damage == "rewritten":  # A whole, readable archive whose arrays are not what was checked.
+    with np.load(path) as entry:
+      fields = dict(entry)
+    fields["images"] = fields["images"].copy()
+    fields["images"][0, 0] ^= 0xFF
+    with open(path, "wb") as f:
+      np.savez(f, **fields)
+  else:
+    path.write_bytes(blob)
   warnings = []
   monkeypatch.setattr(data.logging, "warning", lambda msg, *a: warnings.append(msg % a))
   got = data.load_split("mnist", "test", data_dir=mnist_data_dir, size=300)
