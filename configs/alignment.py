@@ -14,6 +14,12 @@ network (configs/mnist_conv_eqspike.py), fresh and trained, at batch 256:
 
   python -m launch.alignment --config configs/alignment.py:conv \
       --output results/alignment_conv.json
+
+Beta x T_nudge on the fresh conv network at batch 64 (the shipped 'state' pairing), every
+combination, since a smaller beta cuts finite-beta bias but leaves the nudge nearer spike noise:
+
+  python -m launch.alignment --config configs/alignment.py:conv_grid \
+      --output results/alignment_conv_grid.json
 """
 
 import ml_collections
@@ -30,6 +36,7 @@ def get_config(variant: str = ""):
   c.networks = ("random:784-512-10", "random:784-512-512-10", "random:784-512-512-512-10",
                 "trained:runs/mnist_eqspike_seed1", "trained:runs/mnist_deep_eqspike_seed0")
   c.pairings = ("next_step", "state")
+  c.grid = ()                # Sweeps to cross (e.g. ("beta", "t_nudge")); empty: one at a time.
   c.sweeps = ml_collections.ConfigDict()
   c.sweeps.t_nudge = (10, 20, 30, 60)
   c.sweeps.beta = (0.2, 0.5, 1.0)
@@ -51,6 +58,17 @@ def get_config(variant: str = ""):
     c.sweeps.beta = (0.05, 0.1, 0.2, 0.5)  # Rate EP is orthogonal to the gradient at 0.5 here.
     c.sweeps.gamma = (0.2,)
     c.sweeps.batch_size = (64, 256)
+  elif variant == "conv_grid":  # Beta x T_nudge on the fresh conv network, shipped pairing.
+    c.base_config = "configs/mnist_conv_eqspike.py"
+    c.batch_size = 64
+    c.networks = ("config:configs/mnist_conv_eqspike.py",)
+    c.pairings = ("state",)
+    c.grid = ("beta", "t_nudge")
+    c.sweeps.beta = (0.05, 0.1, 0.2, 0.5)
+    c.sweeps.t_nudge = (30, 60, 120)
+    c.sweeps.gamma = (0.2,)
+    c.sweeps.batch_size = (64,)
   elif variant:
-    raise ValueError(f"unknown config variant {variant!r}; known: 'quick', 'conv'.")
+    raise ValueError(f"unknown config variant {variant!r}; known: 'quick', 'conv', "
+                     f"'conv_grid'.")
   return c

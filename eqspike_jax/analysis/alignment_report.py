@@ -6,6 +6,7 @@ the batch and beta only) and draws the curves of the README.
 """
 
 import copy
+import itertools
 import os
 import time
 from typing import Callable, Dict, Iterator, List, Tuple
@@ -51,10 +52,20 @@ def load_network(spec: str, base: ml_collections.ConfigDict, seed: int):
 
 
 def points(c: ml_collections.ConfigDict, base: ml_collections.ConfigDict) -> Iterator[Dict]:
-  """The rule settings of the sweep: the shipped point, then one setting varied at a time."""
+  """The rule settings of the sweep: the shipped point, then one setting varied at a time; or,
+  with ``c.grid`` naming sweeps, every combination of those (the rest at the shipped value),
+  since finite-beta bias and spike noise trade against each other through beta and T_nudge."""
   shipped = {"t_nudge": base.t_nudge, "beta": base.beta, "gamma": base.eqspike.gamma,
              "batch_size": c.batch_size}
+  grid = tuple(c.get("grid", ()))
+  unknown = [f for f in grid if f not in SWEPT]
+  if unknown:
+    raise ValueError(f"grid names {unknown}; it may cross only the sweeps {list(SWEPT)}.")
   for pairing in c.pairings:
+    if grid:
+      for values in itertools.product(*(c.sweeps[f] for f in grid)):
+        yield {"pairing": pairing, "swept": "grid", **{**shipped, **dict(zip(grid, values))}}
+      continue
     yield {"pairing": pairing, "swept": "shipped", **shipped}
     for field in SWEPT:
       for value in c.sweeps[field]:
