@@ -1,0 +1,37 @@
+r"""Surrogate-gradient BPTT on the convolutional EqSpike network, Fashion-MNIST: the baseline.
+
+configs/fashion_mnist_conv_eqspike.py's network (5x5 convolutions 1-32-64 with 2x2 average
+pooling, dense 1024-10, the same spiking neurons, 40-step free phase, state readout), data and
+optimisation, trained by jax.grad through the free phase with configs/mnist_bptt.py's
+fast-sigmoid surrogate. It asks whether this network and free phase can fit Fashion-MNIST at
+all when the gradient is exact, which tells the EP estimate's error apart from the network's
+capacity and settling. Non-local: see eqspike_jax/models/bptt.py.
+
+Command (full run):
+
+  python -m launch.train --config configs/fashion_mnist_conv_bptt.py \
+      --workdir runs/fashion_mnist_conv_bptt
+
+Measured: see the README's Convolution section (short runs only so far).
+
+Quick variant (a subset; tests and CI): ``--config configs/fashion_mnist_conv_bptt.py:quick``.
+"""
+
+import os
+
+from eqspike_jax import config_lib
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+# The fields that make the conv network, its data and its schedule (the rest is BPTT's own).
+_SHARED_FIELDS = ("name", "dataset", "input_shape", "conv_layers", "layer_sizes",
+                  "learning_rates", "t_free", "num_epochs", "checkpoint_every_steps",
+                  "train_subset", "eval_subset")
+
+
+def get_config(variant: str = ""):
+  config = config_lib.from_file(os.path.join(_HERE, "mnist_bptt.py"), variant)
+  conv = config_lib.from_file(os.path.join(_HERE, "fashion_mnist_conv_eqspike.py"), variant)
+  for field in _SHARED_FIELDS:
+    config[field] = conv[field]
+  config.name = "fashion_mnist_conv_bptt"
+  return config
