@@ -64,8 +64,9 @@ def test_spiking_conv_run_counts_its_events_with_the_kernel_fan_out(load_config,
 
 
 def test_conv_configs_build_the_networks_they_describe(load_config):
-  """5x5 convolutions 1-32-64 with 2x2 pooling, dense 1024-10, for both models and both sets."""
-  for name in ("mnist_conv_eqspike", "mnist_conv_rate_ep", "fashion_mnist_conv_eqspike"):
+  """5x5 convolutions 1-32-64 with 2x2 pooling, dense 1024-10, for every model and both sets."""
+  for name in ("mnist_conv_eqspike", "mnist_conv_rate_ep", "fashion_mnist_conv_eqspike",
+               "fashion_mnist_conv_bptt"):
     config = load_config(name)
     config_lib.validate(config)
     arch = layers.from_config(config)
@@ -75,3 +76,8 @@ def test_conv_configs_build_the_networks_they_describe(load_config):
   assert fashion.dataset == "fashion_mnist"
   differences = {k for k in mnist.to_dict() if mnist[k] != fashion[k]}
   assert differences == {"name", "dataset"}, differences
+  bptt = load_config("fashion_mnist_conv_bptt")
+  for field in ("dataset", "t_free", "learning_rates", "num_epochs"):
+    assert bptt[field] == fashion[field], field
+  for field in ("gamma", "input_mode", "readout"):
+    assert bptt.bptt[field] == fashion.eqspike[field], field
