@@ -12,7 +12,9 @@ Command (full run):
   python -m launch.train --config configs/fashion_mnist_conv_bptt.py \
       --workdir runs/fashion_mnist_conv_bptt
 
-Measured: see the README's Convolution section (short runs only so far).
+Measured (short run only): 74.00 % test after one epoch on the first 10,000 training images,
+tested on the first 2,000 (seed 0; 10 samples/s, 16 minutes):
+results/variants/fashion_mnist_conv_bptt_sweep.json. Not trained in full.
 
 Quick variant (a subset; tests and CI): ``--config configs/fashion_mnist_conv_bptt.py:quick``.
 """
