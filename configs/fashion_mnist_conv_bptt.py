@@ -25,9 +25,9 @@ from eqspike_jax import config_lib
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 # The fields that make the conv network, its data and its schedule (the rest is BPTT's own).
-_SHARED_FIELDS = ("name", "dataset", "input_shape", "conv_layers", "layer_sizes",
-                  "learning_rates", "t_free", "num_epochs", "checkpoint_every_steps",
-                  "train_subset", "eval_subset")
+_SHARED_FIELDS = ("dataset", "input_shape", "conv_layers", "layer_sizes", "learning_rates",
+                  "t_free", "num_epochs", "checkpoint_every_steps", "train_subset",
+                  "eval_subset")
 
 
 def get_config(variant: str = ""):
