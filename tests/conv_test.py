@@ -75,9 +75,14 @@ def test_conv_configs_build_the_networks_they_describe(load_config):
   fashion, mnist = load_config("fashion_mnist_conv_eqspike"), load_config("mnist_conv_eqspike")
   assert fashion.dataset == "fashion_mnist"
   differences = {k for k in mnist.to_dict() if mnist[k] != fashion[k]}
-  assert differences == {"name", "dataset"}, differences
+  assert differences == {"name", "dataset", "t_free", "eqspike"}, differences
+  eqspike_differences = {k for k in mnist.eqspike if mnist.eqspike[k] != fashion.eqspike[k]}
+  assert eqspike_differences == {"input_mode"}, eqspike_differences
+  assert (fashion.t_free, fashion.eqspike.input_mode) == (120, "current")
+  # The baseline keeps the setting it was measured at: MNIST conv's 40 steps of spike trains.
   bptt = load_config("fashion_mnist_conv_bptt")
-  for field in ("dataset", "t_free", "learning_rates", "num_epochs"):
+  for field in ("dataset", "learning_rates", "num_epochs"):
     assert bptt[field] == fashion[field], field
+  assert bptt.t_free == mnist.t_free
   for field in ("gamma", "input_mode", "readout"):
-    assert bptt.bptt[field] == fashion.eqspike[field], field
+    assert bptt.bptt[field] == mnist.eqspike[field], field
