@@ -4,7 +4,7 @@ graded input and a 120-step free phase (MNIST conv: spike trains, 40 steps).
 
 The target of issue 10 is 91.5 %, above the best published spiking EP (91.11 %).
 
-Command (full run; about 3 hours on 2 idle cores at 33-37 samples/s, checkpointed every 200
+Command (full run; 2.5-3 hours on 2 idle cores at 33-40 samples/s, checkpointed every 200
 steps):
 
   python -m launch.train --config configs/fashion_mnist_conv_eqspike.py \
