@@ -62,12 +62,21 @@ def x64():
     yield
 
 
-@pytest.fixture(scope="session")
-def mnist_data_dir() -> str:
-  """The TFDS directory holding the prepared MNIST; fails (never skips) when it is missing."""
+def _prepared_data_dir(name: str) -> str:
+  """The TFDS directory holding the prepared NAME; fails (never skips) when it is missing."""
   data_dir = data_lib.resolve_data_dir(None)
-  if not os.path.isdir(os.path.join(data_dir, "mnist")):
-    pytest.fail(f"MNIST is not prepared in {data_dir!r}: point TFDS_DATA_DIR at a TFDS directory "
-                f"holding mnist/<version>/ (e.g. export TFDS_DATA_DIR=../shared/"
+  if not os.path.isdir(os.path.join(data_dir, name)):
+    pytest.fail(f"{name} is not prepared in {data_dir!r}: point TFDS_DATA_DIR at a TFDS directory "
+                f"holding {name}/<version>/ (e.g. export TFDS_DATA_DIR=../shared/"
                 f"tensorflow_datasets). The end-to-end tests need the real data.")
   return data_dir
+
+
+@pytest.fixture(scope="session")
+def mnist_data_dir() -> str:
+  return _prepared_data_dir("mnist")
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist_data_dir() -> str:
+  return _prepared_data_dir("fashion_mnist")
