@@ -37,6 +37,7 @@ def test_box_filter_and_strided_convolution_equal_convolution_then_pooling(x64, 
                              rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_spiking_conv_run_counts_its_events_with_the_kernel_fan_out(load_config, mnist_data_dir,
                                                                     tmp_path, monkeypatch):
   """configs/mnist_conv_eqspike.py:quick: the shipped network and phases on 10 batches of 50.
@@ -63,6 +64,7 @@ def test_spiking_conv_run_counts_its_events_with_the_kernel_fan_out(load_config,
   assert record["train_events/nudged/synaptic_updates"] > 0
 
 
+@pytest.mark.slow
 def test_fashion_conv_default_graded_and_long_free_phase_learns(load_config,
                                                                fashion_mnist_data_dir, tmp_path,
                                                                monkeypatch):
