@@ -17,6 +17,11 @@ Still below the dense configs/fashion_mnist_eqspike.py (87.85 %) and the 91.5 % 
 conv's settings (``--config.eqspike.input_mode=spikes --config.t_free=40``) reached 79.39 %:
 results/fashion_mnist_conv_eqspike_seed0.json.
 
+Speed by nudged-phase length, idle (results/bench_fashion_mnist_conv_eqspike_t_nudge*.json):
+30.2 / 43.6 / 49.8 samples/s at T_nudge 30 / 20 / 15; only 15 brings 6 epochs near 2 hours.
+Its accuracy cost is measured only on a short run (71.15 against 72.55 %, inside the seed
+spread: the README's Fashion sweep).
+
 Quick variant (a subset; tests and CI): ``--config configs/fashion_mnist_conv_eqspike.py:quick``.
 """
 
