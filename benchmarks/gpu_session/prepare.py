@@ -1,6 +1,6 @@
 r"""Builds what one GPU session's call carries: the data and the packages the GPU image lacks.
 
-  python -m benchmarks.gpu_session.prepare          # here, with TFDS_DATA_DIR set (make venv first)
+  python -m benchmarks.gpu_session.prepare          # here, with TFDS_DATA_DIR set (after make install)
 
 then, in a session lent the GPU, one call of the device tool:
 
