@@ -12,6 +12,10 @@ a checksum, so a damaged entry is detected, reported and rebuilt, never used. Ar
 not the prepared set's (fewer examples than its metadata counts, as under
 ``tfds.testing.mock_data``) are never written; a test that mocks TFDS sets the cache ``off``, or
 it reads the real set's entries.
+
+Entries also carry a dataset to a machine without TensorFlow or the TFDS copy (the GPU session
+of benchmarks/gpu_session): ``export_entry`` writes a split's entry under a fixed key, and there
+``$EQSPIKE_JAX_DATA_KEY`` set to that key makes the entries the only source of the data.
 """
 
 import hashlib
@@ -24,6 +28,7 @@ import numpy as np
 
 DEFAULT_DATA_DIR = os.path.join("~", "tensorflow_datasets")
 CACHE_ENV = "EQSPIKE_JAX_DATA_CACHE"
+KEY_ENV = "EQSPIKE_JAX_DATA_KEY"
 DEFAULT_CACHE_DIR = os.path.join("~", ".cache", "eqspike_jax", "data")
 
 
@@ -35,6 +40,9 @@ class Split(NamedTuple):
   images: np.ndarray  # [N, H*W*C] float32 in [0, 1].
   labels: np.ndarray  # [N] int32.
   num_classes: int = 0  # Of the dataset (0: unknown).
+
+
+Raw = Tuple[np.ndarray, np.ndarray, int]  # The images as TFDS decodes them, labels, classes.
 
 
 def resolve_data_dir(data_dir: Optional[str]) -> str:
@@ -61,9 +69,12 @@ def load_split(name: str, split: str, data_dir: Optional[str] = None,
 
   ``size > 0`` keeps only the first ``size`` examples. With the cache on, the whole split is
   read and cached once and every subset is cut from it; with it off, TFDS slicing reads only
-  the subset (the same arrays, in a fraction of the time).
+  the subset (the same arrays, in a fraction of the time). With ``$EQSPIKE_JAX_DATA_KEY`` set,
+  the split is read from the entry ``export_entry`` wrote under that key, and only from it.
   """
   data_dir = resolve_data_dir(data_dir)
+  if os.environ.get(KEY_ENV):
+    return _as_split(_read_carried(name, split, os.environ[KEY_ENV]), name, split, size)
   fingerprint = _prepared_fingerprint(name, data_dir)
   if fingerprint is None and not download:  # Said now, without starting TensorFlow.
     raise DatasetNotFoundError(_missing_message(name, split, data_dir, FileNotFoundError(
@@ -74,6 +85,10 @@ def load_split(name: str, split: str, data_dir: Optional[str] = None,
     raw, complete = _read_tfds(name, split, data_dir, download, 0 if caching else size)
     if caching and complete:
       _write_cached(_cache_path(name, split, fingerprint), raw)
+  return _as_split(raw, name, split, size)
+
+
+def _as_split(raw: Raw, name: str, split: str, size: int) -> Split:
   images, labels, num_classes = raw
   if size > images.shape[0]:
     raise ValueError(f"asked for the first {size} examples of {name!r} {split!r}, which holds "
@@ -82,9 +97,6 @@ def load_split(name: str, split: str, data_dir: Optional[str] = None,
     images, labels = images[:size], labels[:size]
   images = images.reshape(images.shape[0], -1).astype(np.float32) / 255.0
   return Split(images=images, labels=labels.astype(np.int32), num_classes=int(num_classes))
-
-
-Raw = Tuple[np.ndarray, np.ndarray, int]  # The images as TFDS decodes them, labels, classes.
 
 
 def _read_tfds(name: str, split: str, data_dir: str, download: bool,
@@ -149,9 +161,51 @@ def _prepared_fingerprint(name: str, data_dir: str) -> Optional[str]:
   return digest.hexdigest() if found else None
 
 
-def _cache_path(name: str, split: str, fingerprint: str) -> str:
+def _cache_path(name: str, split: str, fingerprint: str, directory: Optional[str] = None) -> str:
   safe = "".join(c if c.isalnum() or c in "._" else "_" for c in f"{name}-{split}")
-  return os.path.join(cache_dir(), f"{safe}-{fingerprint[:20]}.npz")
+  return os.path.join(directory or cache_dir(), f"{safe}-{fingerprint[:20]}.npz")
+
+
+def export_entry(name: str, split: str, directory: str, key: str,
+                 data_dir: Optional[str] = None) -> str:
+  """Writes ``name``'s whole ``split`` as a compressed cache entry under ``key``; its path.
+
+  A machine whose cache directory holds the entry reads the split with ``$EQSPIKE_JAX_DATA_KEY``
+  set to ``key``, with neither TensorFlow nor the prepared TFDS copy.
+  """
+  if not key or os.path.basename(key) != key:
+    raise ValueError(f"export key {key!r}: use a non-empty name without path separators.")
+  data_dir = resolve_data_dir(data_dir)
+  fingerprint = _prepared_fingerprint(name, data_dir)
+  if fingerprint is None:
+    raise DatasetNotFoundError(_missing_message(name, split, data_dir, FileNotFoundError(
+        f"{_dataset_root(name, data_dir)} holds no files")))
+  raw = _read_entry(_cache_path(name, split, fingerprint)) if cache_dir() else None
+  if raw is None:
+    raw, complete = _read_tfds(name, split, data_dir, False, 0)
+    if not complete:
+      raise ValueError(f"{name!r} {split!r} in {data_dir!r} holds fewer examples than its "
+                       f"metadata counts: not exported.")
+  path = _cache_path(name, split, key, directory)
+  _write_cached(path, raw, compress=True, strict=True)
+  return path
+
+
+def _read_carried(name: str, split: str, key: str) -> Raw:
+  """The entry exported under ``key``; there is no other source, so its absence is an error."""
+  if cache_dir() is None:
+    raise ValueError(f"{KEY_ENV}={key!r} reads the data from exported cache entries, but "
+                     f"{CACHE_ENV}=off turns the cache off. Point {CACHE_ENV} at the folder "
+                     f"holding the entries, or unset {KEY_ENV}.")
+  path = _cache_path(name, split, key)
+  raw = _read_entry(path)
+  if raw is None:
+    raise DatasetNotFoundError(
+        f"{KEY_ENV}={key!r} asks for the exported entry {path!r} of {name!r} {split!r}, which "
+        f"is {'damaged' if os.path.exists(path) else 'not there'}. Fix: export it again "
+        f"(data.export_entry, or python -m benchmarks.gpu_session.prepare) into the cache "
+        f"directory ({CACHE_ENV}), or unset {KEY_ENV} to read the prepared TFDS copy.")
+  return raw
 
 
 def _payload_digest(images: np.ndarray, labels: np.ndarray, num_classes: int) -> str:
@@ -179,8 +233,12 @@ def _read_entry(path: str) -> Optional[Raw]:
   return images, labels, num_classes
 
 
-def _write_cached(path: str, raw: Raw) -> None:
-  """Keeps ``raw`` for the next process; a cache that cannot be written is only reported."""
+def _write_cached(path: str, raw: Raw, compress: bool = False, strict: bool = False) -> None:
+  """Keeps ``raw`` for the next process; a cache that cannot be written is only reported.
+
+  ``compress`` trades write time for a third of the size (entries that travel); ``strict``
+  raises instead of reporting (an export that fails must say so).
+  """
   images, labels, num_classes = raw
   tmp = None
   try:
@@ -188,12 +246,15 @@ def _write_cached(path: str, raw: Raw) -> None:
     # Written beside its name and renamed: a reader (another process) sees all of it or none.
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
     with os.fdopen(fd, "wb") as f:
-      np.savez(f, images=images, labels=labels, num_classes=num_classes,
-               checksum=_payload_digest(images, labels, num_classes))
+      (np.savez_compressed if compress else np.savez)(
+          f, images=images, labels=labels, num_classes=num_classes,
+          checksum=_payload_digest(images, labels, num_classes))
     os.replace(tmp, path)
   except OSError as e:
     if tmp and os.path.exists(tmp):
       os.remove(tmp)
+    if strict:
+      raise
     logging.warning("Could not write the data cache entry %s (%s); set %s=off to stop trying.",
                     path, e, CACHE_ENV)
 

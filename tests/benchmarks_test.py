@@ -85,3 +85,16 @@ def test_convolutions_are_timed_as_convolutions():
   row = _conv_bench("conv_forms")["forms"]
   assert set(row) == {"conv_then_pool", "box_then_strided_conv", "strided_patches_dot"}
   assert all(v > 0 for form in row.values() for v in form.values()), row
+
+
+def test_the_gpu_session_reads_the_entries_prepare_exports():
+  """go.sh (run only on the device) parses and asks for the key prepare.py exports under."""
+  from benchmarks.gpu_session import prepare  # pylint: disable=g-import-not-at-top
+  from eqspike_jax import data  # pylint: disable=g-import-not-at-top
+  script = os.path.join(REPO_ROOT, "benchmarks", "gpu_session", "go.sh")
+  assert subprocess.run(["bash", "-n", script], capture_output=True).returncode == 0
+  with open(script) as f:
+    text = f.read()
+  assert f"{data.KEY_ENV}={prepare.KEY} " in text
+  assert f"{data.CACHE_ENV}=$PWD/{prepare.CACHE} " in text
+  assert f"{prepare.WHEELS}/*.whl" in text

@@ -98,6 +98,41 @@ def test_a_damaged_cache_entry_is_reported_and_rebuilt(mnist_data_dir, cache, da
   assert len(warnings) == 1, warnings
 
 
+def test_an_exported_entry_is_the_only_source_under_its_key(mnist_data_dir, cache, tmp_path,
+                                                            monkeypatch):
+  want = data.load_split("mnist", "test", data_dir=mnist_data_dir)
+  carried = tmp_path / "carried"
+  path = data.export_entry("mnist", "test", str(carried), "carry1", data_dir=mnist_data_dir)
+  assert os.listdir(carried) == [os.path.basename(path)]
+  # The machine it travels to: no TFDS copy, no TFDS reads, the entries as its cache.
+  _refuse_tfds(monkeypatch)
+  monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "no_tfds_here"))
+  monkeypatch.setenv(data.CACHE_ENV, str(carried))
+  monkeypatch.setenv(data.KEY_ENV, "carry1")
+  got = data.load_split("mnist", "test", size=400)
+  np.testing.assert_array_equal(got.images, want.images[:400])
+  np.testing.assert_array_equal(got.labels, want.labels[:400])
+  assert got.num_classes == 10
+  with pytest.raises(data.DatasetNotFoundError, match="not there.*export it again"):
+    data.load_split("mnist", "train")  # Not exported: said, not read from elsewhere.
+  with open(path, "r+b") as f:  # Damaged in transit: detected, not trusted.
+    f.seek(os.path.getsize(path) // 2)
+    f.write(b"\0" * 64)
+  with pytest.raises(data.DatasetNotFoundError, match="damaged"):
+    data.load_split("mnist", "test")
+  monkeypatch.setenv(data.CACHE_ENV, "off")
+  with pytest.raises(ValueError, match="turns the cache off"):
+    data.load_split("mnist", "test")
+
+
+def test_export_refuses_a_bad_key_and_a_missing_set(tmp_path, monkeypatch):
+  with pytest.raises(ValueError, match="without path separators"):
+    data.export_entry("mnist", "test", str(tmp_path), "../elsewhere")
+  _refuse_tfds(monkeypatch)
+  with pytest.raises(data.DatasetNotFoundError, match="TFDS_DATA_DIR"):
+    data.export_entry("mnist", "test", str(tmp_path), "k", data_dir=str(tmp_path / "empty"))
+
+
 def test_a_changed_prepared_set_retires_its_entries(mnist_data_dir, cache, tmp_path):
   copy = tmp_path / "tfds"
   shutil.copytree(os.path.join(mnist_data_dir, "mnist"), copy / "mnist")

@@ -5,7 +5,8 @@
 T0=$(date +%s); END=$((T0 + ${BUDGET:-560}))
 left() { echo $((END - $(date +%s))); }
 LOG=$OUT/all.log
-export PYTHONUNBUFFERED=1 EQSPIKE_JAX_DATA_CACHE=$PWD/.gpu/cache TFDS_DATA_DIR=/nonexistent
+# The data: the cache entries prepare.py exported under this key, the only source here.
+export PYTHONUNBUFFERED=1 EQSPIKE_JAX_DATA_CACHE=$PWD/.gpu/cache EQSPIKE_JAX_DATA_KEY=gpucarry000000000000 TFDS_DATA_DIR=/nonexistent
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
 export PYTHONPATH=/tmp/site:$PWD
 { echo "== env"; nvidia-smi --query-gpu=name,driver_version,memory.total,power.limit --format=csv
@@ -16,9 +17,9 @@ train() {  # name config cap [overrides...]
   local t=$(left); t=$((t - 40)); [ $t -gt $cap ] && t=$cap
   [ $t -lt 60 ] && { echo "== $name skipped: $t s left" >> $LOG; return; }
   echo "== $name: $cfg $* (limit $t s) at $(( $(date +%s) - T0 )) s" >> $LOG
-  timeout -s TERM -k 30 $t python3 benchmarks/gpu_session/run.py launch.train --config $cfg --workdir /tmp/runs/$name "$@" 2>&1 | filt >> $LOG
+  timeout -s TERM -k 30 $t python3 -m launch.train --config $cfg --workdir /tmp/runs/$name "$@" 2>&1 | filt >> $LOG
   echo "== $name rc ${PIPESTATUS[0]} at $(( $(date +%s) - T0 )) s" >> $LOG
-  timeout 60 python3 benchmarks/gpu_session/run.py launch.summary --workdir /tmp/runs/$name --out $OUT/$name.json \
+  timeout 60 python3 -m launch.summary --workdir /tmp/runs/$name --out $OUT/$name.json \
     --command "python -m launch.train --config $cfg --workdir runs/$name $* (on the H200)" 2>&1 | filt | tail -3 >> $LOG
 }
 train fashion_mnist_conv_eqspike_gpu_seed0 configs/fashion_mnist_conv_eqspike.py 320
