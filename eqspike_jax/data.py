@@ -188,6 +188,7 @@ def export_entry(name: str, split: str, directory: str, key: str,
                        f"metadata counts: not exported.")
   path = _cache_path(name, split, key, directory)
   _write_cached(path, raw, compress=True, strict=True)
+  os.chmod(path, 0o644)  # mkstemp's 0600 would bar another user of the machine it travels to.
   return path
 
 
