@@ -11,13 +11,13 @@ steps):
       --workdir runs/fashion_mnist_conv_eqspike
 
 Measured: 87.61 % test after 6 epochs (seed 0; 82.59 % after epoch 1; 3.7 hours with the machine
-partly shared): results/variants/fashion_mnist_conv_eqspike_graded_tfree120_seed0.json (run as
+partly shared): results/fashion_mnist_conv_eqspike_seed0.json (run as
 ``--config.eqspike.input_mode=current --config.t_free=120`` before they became the default).
-Seeds 1 and 2 of the default: 87.55 / 87.33 % (results/variants/fashion_mnist_conv_eqspike_seed1.json,
+Seeds 1 and 2 of the default: 87.55 / 87.33 % (results/seeds/fashion_mnist_conv_eqspike_seed1.json,
 _seed2.json); three seeds 87.50 +- 0.15 %. Still below the dense configs/fashion_mnist_eqspike.py
 (87.85 +- 0.11 %) and the 91.5 % target. MNIST
 conv's settings (``--config.eqspike.input_mode=spikes --config.t_free=40``) reached 79.39 %:
-results/fashion_mnist_conv_eqspike_seed0.json.
+results/variants/fashion_mnist_conv_eqspike_spikes_tfree40_seed0.json.
 
 Speed by nudged-phase length, idle (results/bench_fashion_mnist_conv_eqspike_t_nudge*.json):
 30.2 / 43.6 / 49.8 samples/s at T_nudge 30 / 20 / 15; only 15 brings 6 epochs near 2 hours.

@@ -80,3 +80,61 @@ def test_the_checker_sees_a_comparison():
                                      {"nudging", "model"}), source
   assert not _compares_field_to_string(ast.parse("config.beta == 0.5", mode="eval").body,
                                        {"nudging", "model"})
+
+
+# Outputs the docs name that no committed run has written yet, each with why.
+NOT_YET_WRITTEN = {
+    "results/gpu_energy.json": "measured only on a GPU; no session has been lent one yet",
+}
+SUMMARY_FIELDS = ("config_name", "command", "git_sha", "seed", "test_accuracy_per_epoch",
+                  "wall_time_s", "samples_per_s")
+
+
+def _cited_results():
+  """Every ``results/...`` file the README, the configs and the entry points name."""
+  import re  # pylint: disable=g-import-not-at-top
+  cited = {}
+  docs = [os.path.join(REPO_ROOT, "README.md")] + list(
+      _python_files("configs", "launch", "benchmarks", "colabs"))
+  for path in docs:
+    with open(path) as f:
+      for pattern in re.findall(r"results/[A-Za-z0-9_./{},-]+?\.(?:json|png)", f.read()):
+        for name in _expand_braces(pattern):
+          if "NAME" not in name:  # A placeholder in a usage line.
+            cited.setdefault(name, os.path.relpath(path, REPO_ROOT))
+  return cited
+
+
+def _expand_braces(pattern):
+  """``a{1,2}b`` -> ``a1b``, ``a2b`` (the shell's shorthand the README uses), one level each."""
+  start = pattern.find("{")
+  if start < 0:
+    return [pattern]
+  end = pattern.index("}", start)
+  return [name for choice in pattern[start + 1:end].split(",")
+          for name in _expand_braces(pattern[:start] + choice + pattern[end + 1:])]
+
+
+def test_every_cited_result_is_committed():
+  cited = _cited_results()
+  assert len(cited) > 30, cited  # The pattern still finds the README's citations.
+  missing = {name: where for name, where in cited.items()
+             if not os.path.exists(os.path.join(REPO_ROOT, name)) and name not in NOT_YET_WRITTEN}
+  assert not missing, f"cited but not in results/: {missing}"
+  stale = [name for name in NOT_YET_WRITTEN if os.path.exists(os.path.join(REPO_ROOT, name))]
+  assert not stale, f"now written: drop from NOT_YET_WRITTEN: {stale}"
+
+
+def test_every_run_summary_records_how_it_was_made():
+  import json  # pylint: disable=g-import-not-at-top
+  lacking = {}
+  for folder, _, names in os.walk(os.path.join(REPO_ROOT, "results")):
+    for name in names:
+      if name.endswith(".json"):
+        with open(os.path.join(folder, name)) as f:
+          summary = json.load(f)
+        if isinstance(summary, dict) and "test_accuracy_per_epoch" in summary:
+          gaps = [k for k in SUMMARY_FIELDS if k not in summary]
+          if gaps or not summary["test_accuracy_per_epoch"]:
+            lacking[os.path.relpath(os.path.join(folder, name), REPO_ROOT)] = gaps
+  assert not lacking, lacking
