@@ -20,6 +20,7 @@ PAPER_ACCURACY = 0.976  # EqSpike on MNIST, the paper's abstract (EQSPIKE.md).
 # One colour family per model, so the variants of a model read as a group.
 _MODEL_COLOURS = {"eqspike": "Blues", "rate_ep": "Oranges"}
 _LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
+_REFERENCE_COLOURS = ("tab:green", "tab:purple", "tab:brown", "tab:gray")
 FREE_COLOUR = "black"
 PLUS_COLOUR = "tab:red"
 MINUS_COLOUR = "tab:blue"
@@ -53,7 +54,8 @@ def _model_of(summary: dict) -> str:
 def training_curves(summaries: Mapping[str, dict], ax=None,
                     paper_accuracy: Optional[float] = PAPER_ACCURACY,
                     highlight: Optional[Sequence[str]] = None,
-                    title: Optional[str] = None) -> Figure:
+                    title: Optional[str] = None,
+                    references: Optional[Mapping[str, float]] = None) -> Figure:
   """Test accuracy per epoch of several runs, with the paper's accuracy as a reference line.
 
   Args:
@@ -63,6 +65,8 @@ def training_curves(summaries: Mapping[str, dict], ax=None,
     paper_accuracy: the reference line (a fraction); None for none.
     highlight: labels drawn bold with markers, the others thin; None highlights every run.
     title: the axes title.
+    references: label -> accuracy (a fraction), more reference lines (a published anchor, a
+      target), each in its own style.
 
   Returns:
     The figure.
@@ -87,6 +91,10 @@ def training_curves(summaries: Mapping[str, dict], ax=None,
   if paper_accuracy is not None:
     ax.axhline(100.0 * paper_accuracy, color="0.2", linestyle=(0, (1, 2)), linewidth=1.5,
                label=f"paper, EqSpike ({100 * paper_accuracy:.1f} %)", zorder=1)
+  for i, (label, accuracy) in enumerate((references or {}).items()):
+    ax.axhline(100.0 * accuracy, color=_REFERENCE_COLOURS[i % len(_REFERENCE_COLOURS)],
+               linestyle=_LINESTYLES[(i + 1) % len(_LINESTYLES)], linewidth=1.3,
+               label=f"{label} ({100 * accuracy:.2f} %)", zorder=1)
   ax.set_xlabel("epoch")
   ax.set_ylabel("test accuracy (%)")
   ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
@@ -97,6 +105,28 @@ def training_curves(summaries: Mapping[str, dict], ax=None,
   if title:
     ax.set_title(title)
   return ax.figure
+
+
+def _headline(spread: dict) -> str:
+  if spread["n"] == 1:
+    return f"{100 * spread['mean']:.2f} % (one seed: no spread yet)"
+  return f"{100 * spread['mean']:.2f} ± {100 * spread['std']:.2f} % ({spread['n']} seeds)"
+
+
+def seed_panels(report: dict, ncols: int = 3) -> Figure:
+  """One panel per group of ``analysis.seeds.report``: each seed's curve and the references."""
+  groups = report["panels"]
+  nrows = -(-len(groups) // ncols)
+  axes = panels(nrows, min(ncols, len(groups)), figsize=(5.0 * min(ncols, len(groups)),
+                                                         4.6 * nrows))
+  for ax, group in zip(axes, groups):
+    s = group["spread"]
+    runs = {f"seed {run['seed']}": run for run in group["runs"].values()}
+    training_curves(runs, ax=ax, paper_accuracy=None, references=group["references"],
+                    title=f"{group['title']}\n{_headline(s)}")
+  for ax in axes[len(groups):]:
+    ax.set_visible(False)
+  return axes[0].figure
 
 
 # ================================================================================================

@@ -14,11 +14,12 @@ from eqspike_jax import config_lib
 from eqspike_jax import registry
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Every experiment config; energy.py, alignment.py and frontier.py configure measurements (the
-# frontier trains its points from another config), not training runs.
+# Every experiment config; energy.py, alignment.py, frontier.py and curves.py configure
+# measurements (the frontier trains its points from another config), not training runs.
 SHIPPED = sorted(os.path.splitext(os.path.basename(p))[0]
                  for p in glob.glob(os.path.join(REPO_ROOT, "configs", "*.py"))
-                 if os.path.basename(p) not in ("energy.py", "alignment.py", "frontier.py"))
+                 if os.path.basename(p) not in ("energy.py", "alignment.py", "frontier.py",
+                                                 "curves.py"))
 
 
 def _set(section=None, **fields):
