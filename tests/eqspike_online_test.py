@@ -115,7 +115,7 @@ class OnlineTest(parameterized.TestCase):
     c = _config("symmetric", True, "deterministic")
     c.update(update_mode="online", lr_schedule="cosine", learning_rates=(1.0, 1.0))
     _, optimizer = train.make_algorithm(c, total_steps=3)
-    params = _params(c)
+    params = layers.init_params(layers.dense_stack(c.layer_sizes), jax.random.PRNGKey(3))
     state = optimizer.init(params)
     grads = jax.tree.map(jnp.ones_like, params)
     total = 3 * c.t_nudge  # Optimizer steps in the run; a schedule over 3 would be 0 by now.
