@@ -34,6 +34,8 @@ def base_config(model: str = "rate_ep") -> ml_collections.ConfigDict:
   c.data_dir = ""              # Empty: $TFDS_DATA_DIR, else ~/tensorflow_datasets.
   c.download = True            # Prepare the set when missing (needs internet).
   c.train_subset = 0           # First N training examples; 0 = all.
+  # Training images moved by up to this many pixels each way (augment.py); 0 = as they are.
+  c.augment_shift = 0
   c.eval_subset = 0            # First N test examples; 0 = all.
 
   # Network.
@@ -199,6 +201,18 @@ def _check_synapses(c):
     fail("synapse_rounding", c.synapse_rounding, f"must be one of {list(ROUNDINGS)}.")
 
 
+def _check_augment(c):
+  _non_negative_int(c, "augment_shift", "pixels; 0 = no augmentation")
+  height, width, channels = (tuple(c.input_shape) + (0, 0, 0))[:3]
+  if c.augment_shift and not c.conv_layers and height * width * channels != c.layer_sizes[0]:
+    fail("augment_shift", c.augment_shift, f"shifts images of input_shape {tuple(c.input_shape)}"
+         f" ({height * width * channels} pixels), but layer_sizes[0] is {c.layer_sizes[0]}: set "
+         f"input_shape to the input's (height, width, channels).")
+  if c.augment_shift and 2 * c.augment_shift >= min(height, width):
+    fail("augment_shift", c.augment_shift, f"must be under half the image's side "
+         f"({min(height, width)} pixels), or nothing of the image is left.")
+
+
 def validate(c: ml_collections.ConfigDict) -> None:
   """Raises ``ValueError`` naming the first invalid field and what it should be."""
   _check_sections(c)
@@ -217,6 +231,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
     _non_negative_int(c, field, "0 disables it" if field.startswith("check") else "0 = all")
   _check_sizes_and_rates(c)
   _check_synapses(c)
+  _check_augment(c)
   if not _is_number(c.beta) or not 0 < c.beta < math.inf:
     fail("beta", c.beta, "the nudged phase needs a finite beta > 0 (its sign is set by "
          "config.nudging); beta = 0 makes the EP contrast 0/0.")

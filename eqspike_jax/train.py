@@ -22,6 +22,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from eqspike_jax import augment as augment_lib
 from eqspike_jax import checkpoints
 from eqspike_jax import config_lib
 from eqspike_jax import data as data_lib
@@ -79,7 +80,8 @@ def step_key(seed: int) -> chex.PRNGKey:
 
 
 def make_train_chunk(algorithm, num_classes: int,
-                     mesh: Optional[jax.sharding.Mesh] = None) -> Callable:
+                     mesh: Optional[jax.sharding.Mesh] = None,
+                     augment: Optional[Callable] = None) -> Callable:
   """``(state, images, labels, idx [K, B], key) -> (state, metrics [K])``, one scan over K steps.
 
   With a ``mesh`` the chunk is a ``shard_map``: state, images and labels are replicated, each
@@ -87,6 +89,7 @@ def make_train_chunk(algorithm, num_classes: int,
   averages the updates over the devices with ``lax.pmean``, so every replica stays equal. Every
   device gets the same step key: the update draws what must be shared (a random beta sign)
   from it and folds in the device index for the rest (``ep_core.split_step_key``).
+  ``augment`` (``augment.make_augment``) transforms each batch by its examples' split indices.
   """
   axis_name = None if mesh is None else distributed.AXIS
 
@@ -95,6 +98,8 @@ def make_train_chunk(algorithm, num_classes: int,
 
     def body(state, idx_t):
       x = images[idx_t]
+      if augment is not None:
+        x = augment(x, idx_t, state.step)
       y = jax.nn.one_hot(labels[idx_t], num_classes, dtype=x.dtype)
       params, opt_state, metrics = algorithm.update(
           state.params, state.opt_state, x, y, jax.random.fold_in(key, state.step),
@@ -307,7 +312,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   steps_per_epoch = n_train // config.batch_size
   total_steps = steps_per_epoch * config.num_epochs
   algorithm, optimizer = make_algorithm(config, total_steps)
-  train_chunk = make_train_chunk(algorithm, num_classes, mesh)
+  train_chunk = make_train_chunk(algorithm, num_classes, mesh, augment_lib.make_augment(config))
   evaluate = make_evaluate(algorithm, num_classes)
   test_batches = eval_batches(test, config.eval_batch_size)
   key, eval_key = step_key(config.seed), jax.random.fold_in(jax.random.PRNGKey(config.seed), 2)

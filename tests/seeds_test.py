@@ -1,4 +1,4 @@
-"""Headlines over seeds (analysis/seeds.py, launch/curves.py): by hand, and on the committed runs."""
+"""Headlines over seeds (analysis/seeds.py, launch/curves.py): by hand, and on committed runs."""
 
 import json
 import os

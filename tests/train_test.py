@@ -159,6 +159,28 @@ def test_resumed_runs_equal_the_uninterrupted_run(small_mnist, tmp_path, monkeyp
   assert resumed["test_accuracy_per_epoch"] == summary["test_accuracy_per_epoch"]
 
 
+@pytest.mark.slow
+def test_an_augmented_run_resumes_exactly_and_is_not_the_plain_run(small_mnist, tmp_path,
+                                                                   monkeypatch):
+  """The shifts are drawn from (seed, step, example): a run killed mid-epoch redraws them."""
+  del small_mnist
+  config = tiny_config(num_epochs=1, augment_shift=2, checkpoint_every_steps=6)
+  train.train_and_evaluate(config, str(tmp_path / "whole"))
+  state, _ = final_state(config, str(tmp_path / "whole"))
+  workdir = str(tmp_path / "resumed")
+  with monkeypatch.context() as mp:
+    interrupt_after_calls(mp, 3)
+    with pytest.raises(Interrupted):
+      train.train_and_evaluate(config, workdir)
+  assert latest_step(workdir) == 6
+  train.train_and_evaluate(config, workdir)
+  chex.assert_trees_all_equal(final_state(config, workdir)[0], state)
+  plain = tiny_config(num_epochs=1, checkpoint_every_steps=6)
+  train.train_and_evaluate(plain, str(tmp_path / "plain"))
+  plain_state, _ = final_state(plain, str(tmp_path / "plain"))
+  assert not np.array_equal(plain_state.params[0].w, state.params[0].w)
+
+
 def test_resume_with_a_different_config_raises(small_mnist, tmp_path, monkeypatch):
   del small_mnist
   workdir = str(tmp_path)

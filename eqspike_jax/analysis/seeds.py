@@ -83,7 +83,8 @@ def line(panel: dict) -> str:
   """One line for the log: the headline against the references."""
   s = panel["spread"]
   refs = ", ".join(f"{k} {100 * v:.2f} %" for k, v in panel["references"].items())
-  mixed = f"; configs differ in {panel['config_differences']}" if panel["config_differences"] else ""
+  differ = panel["config_differences"]
+  mixed = f"; configs differ in {differ}" if differ else ""
   spread_text = f"+- {100 * s['std']:.2f} % over" if s["n"] > 1 else "%, no spread:"
   return (f"{panel['title']}: {100 * s['mean']:.2f} {spread_text} seeds {s['seeds']} "
           f"({', '.join(f'{100 * f:.2f}' for f in s['finals'])}); {refs}{mixed}")
