@@ -199,7 +199,7 @@ def _read_carried(name: str, split: str, key: str) -> Raw:
                      f"{CACHE_ENV}=off turns the cache off. Point {CACHE_ENV} at the folder "
                      f"holding the entries, or unset {KEY_ENV}.")
   path = _cache_path(name, split, key)
-  raw = _read_entry(path)
+  raw = _read_entry(path, then="not used, and nothing else holds the split here")
   if raw is None:
     raise DatasetNotFoundError(
         f"{KEY_ENV}={key!r} asks for the exported entry {path!r} of {name!r} {split!r}, which "
@@ -217,7 +217,8 @@ def _payload_digest(images: np.ndarray, labels: np.ndarray, num_classes: int) ->
   return digest.hexdigest()
 
 
-def _read_entry(path: str) -> Optional[Raw]:
+def _read_entry(path: str, then: str = "reading the set through TFDS and rewriting it"
+                ) -> Optional[Raw]:
   """The entry at ``path``; None when there is none; a damaged one is reported and ignored."""
   if not os.path.exists(path):
     return None
@@ -228,8 +229,7 @@ def _read_entry(path: str) -> Optional[Raw]:
     if _payload_digest(images, labels, num_classes) != checksum:
       raise ValueError("its checksum does not match its arrays")
   except Exception as e:  # pylint: disable=broad-except
-    logging.warning("The data cache entry %s is damaged (%s): reading the set through TFDS "
-                    "and rewriting it.", path, e)
+    logging.warning("The data cache entry %s is damaged (%s): %s.", path, e, then)
     return None
   return images, labels, num_classes
 
