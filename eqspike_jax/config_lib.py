@@ -34,9 +34,9 @@ def base_config(model: str = "rate_ep") -> ml_collections.ConfigDict:
   c.data_dir = ""              # Empty: $TFDS_DATA_DIR, else ~/tensorflow_datasets.
   c.download = True            # Prepare the set when missing (needs internet).
   c.train_subset = 0           # First N training examples; 0 = all.
+  c.eval_subset = 0            # First N test examples; 0 = all.
   # Training images moved by up to this many pixels each way (augment.py); 0 = as they are.
   c.augment_shift = 0
-  c.eval_subset = 0            # First N test examples; 0 = all.
 
   # Network.
   c.layer_sizes = (784, 512, 10)
